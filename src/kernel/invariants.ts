@@ -1,0 +1,91 @@
+/**
+ * The model's invariants (DESIGN.md), checked as one function after any step and at the end
+ * of every test. A violation throws InvariantError naming the broken rule.
+ */
+import type { Cgroup } from '../cgroup/cgroup.js';
+import { invariant } from './errno.js';
+import type { Kernel } from './kernel.js';
+import { EXIT_DEAD } from './sched-consts.js';
+
+/** Check every invariant of `k`; throws on the first violation. */
+export function checkInvariants(k: Kernel): void {
+  const hashed = [...k.tasks.values()];
+  // nr_threads counts every hashed task
+  invariant(
+    k.nrThreads === hashed.length,
+    () => `nr_threads ${k.nrThreads} != hashed tasks ${hashed.length}`,
+  );
+  for (const t of hashed) {
+    invariant(t.exitState !== EXIT_DEAD, () => `released task ${t} still hashed`);
+    invariant(t.signal.threads.includes(t), () => `${t} missing from its thread list`);
+    invariant(t.groupLeader.signal === t.signal, () => `${t} leader in another thread group`);
+    invariant(t.tgid === t.groupLeader.pid, () => `${t} tgid ${t.tgid} != leader pid ${t.groupLeader.pid}`);
+    if (t.threadGroupLeader() && t !== k.init && t !== k.kthreadd)
+      invariant(t.realParent.children.has(t), () => `${t} not among its real parent's children`);
+    invariant(!t.alive || t.realParent.tasksAlive(), () => `${t} has a released real parent ${t.realParent}`);
+    // a live task never references a released mm
+    if (t.alive && t.mm) invariant(t.mm.users > 0, () => `${t} uses a released mm`);
+    if (t.onRq) invariant(t.gen !== null, () => `${t} on the run queue without a coroutine`);
+    const pid = t.pidStruct!;
+    for (const u of pid.numbers)
+      invariant(u.ns.idr.get(u.nr) === pid, () => `${t} pid ${u.nr} not in its namespace`);
+  }
+  for (const sig of new Set(hashed.map((t) => t.signal))) {
+    invariant(
+      sig.nrThreads === sig.threads.length,
+      () => `nr_threads of group ${sig.threads[0]} != thread list`,
+    );
+    const live = sig.threads.filter((t) => !(t.flags & 0x4)).length;
+    invariant(sig.live >= live, () => `signal->live ${sig.live} < live threads ${live}`);
+  }
+  // nproc: every (uid, user ns) count equals its hashed tasks (zombies count until reaped)
+  const expected = new Map<unknown, number>();
+  for (const t of hashed) {
+    for (let u: typeof t.cred.ucounts | null = t.cred.ucounts; u; ) {
+      expected.set(u, (expected.get(u) ?? 0) + 1);
+      const ns: import('./cred.js').UserNamespace = u.ns;
+      u = ns.parent ? k.ucounts.get(ns.parent, ns.ownerUid) : null;
+    }
+  }
+  for (const u of k.ucounts.all())
+    invariant(
+      u.nproc === (expected.get(u) ?? 0),
+      () => `ucounts uid ${u.uid}: nproc ${u.nproc} != tasks ${expected.get(u) ?? 0}`,
+    );
+  // pids: every cgroup's pids.current equals the tasks charged to it and its descendants
+  for (const root of k.cgroupRoots) {
+    if (!root.controllers.includes('pids')) continue;
+    const charged = new Map<Cgroup, number>();
+    for (const t of hashed) {
+      const cg = t.cgroups[root.id];
+      if (!cg) continue;
+      for (let p: Cgroup | null = cg.effective('pids'); p?.parent; p = p.parent)
+        charged.set(p, (charged.get(p) ?? 0) + 1);
+    }
+    for (const c of root.top.descendants()) {
+      if (!c.parent) continue;
+      if (c.hasController('pids'))
+        invariant(
+          c.pids.counter === (charged.get(c) ?? 0),
+          () => `${c.path}: pids.current ${c.pids.counter} != charged tasks ${charged.get(c) ?? 0}`,
+        );
+    }
+  }
+  // live tasks sit in the task list of their cgroup
+  for (const t of hashed) {
+    if (!t.alive) continue;
+    for (const cg of t.cgroups) invariant(cg.tasks.has(t), () => `${t} missing from ${cg.path}'s tasks`);
+  }
+}
+
+/**
+ * After every user process is gone: no worker remains and every counter is back to boot.
+ * `boot` is the snapshot taken right after boot.
+ */
+export function checkNoLeaks(k: Kernel, boot: { nrThreads: number }): void {
+  invariant(
+    k.nrThreads === boot.nrThreads,
+    () => `leak: ${k.nrThreads} tasks remain, ${boot.nrThreads} at boot: ${[...k.tasks.values()].join(', ')}`,
+  );
+  checkInvariants(k);
+}

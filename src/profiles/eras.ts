@@ -1,0 +1,197 @@
+/**
+ * The kernel profiles. Each entry states its sources; the switches are documented on
+ * Profile. Sources named here are commits and files read for kernel-spec.md and this model.
+ */
+import { PF_USER_WORKER, PF_USER_WORKER_V5 } from '../kernel/sched-consts.js';
+import { DEFAULT_COSTS, type Profile } from './profile.js';
+
+type Switches = Omit<Profile, 'name' | 'version' | 'summary' | 'sources' | 'costs' | 'bugs'> & {
+  bugs?: readonly string[];
+};
+
+/** The 6.10+ vhost_task kernel, the base the later eras modify. */
+const V610: Switches = {
+  vhostWorker: 'vhost-task-sigkill',
+  vhostTaskGeneration: 'vhost-task-sigkill',
+  pfUserWorker: PF_USER_WORKER,
+  ioThreadIsUserWorker: true,
+  getSignalWorkerExemption: 'user',
+  vhostSignalHacks: false,
+  attachTaskAllSkipsDfl: false,
+  pidsEventsHierarchical: false,
+  vhostTaskLockedWake: false,
+  vhostTaskErrPtr: false,
+  procStatusKthreadLine: true,
+  vhostForkOwnerControl: false,
+};
+
+const KTHREAD_ERA: Switches = {
+  vhostWorker: 'kthread',
+  vhostTaskGeneration: null,
+  pfUserWorker: 0,
+  ioThreadIsUserWorker: false,
+  getSignalWorkerExemption: 'io',
+  vhostSignalHacks: false,
+  attachTaskAllSkipsDfl: false,
+  pidsEventsHierarchical: false,
+  vhostTaskLockedWake: false,
+  vhostTaskErrPtr: false,
+  procStatusKthreadLine: false,
+  vhostForkOwnerControl: false,
+};
+
+function profile(name: string, version: string, summary: string, sources: string[], sw: Switches): Profile {
+  const { bugs, ...rest } = sw;
+  return Object.freeze({
+    name,
+    version,
+    summary,
+    sources,
+    ...rest,
+    bugs: new Set(bugs ?? []),
+    costs: DEFAULT_COSTS,
+  });
+}
+
+export const PROFILES: readonly Profile[] = [
+  profile(
+    'linux-5.15',
+    '5.15',
+    'kthread vhost workers; cgroup_attach_task_all still skips cgroup v2',
+    [
+      'drivers/vhost/vhost.c @ v5.15 (kthread_create + kthread_use_mm + vhost_attach_cgroups)',
+      'kernel/cgroup/cgroup-v1.c @ v5.15: `if (root == &cgrp_dfl_root) continue;` (removed by 0061270307f2 in v5.16)',
+      'kernel/fork.c @ 5.15.y (RLIMIT_NPROC checked after copy_creds, 8f2f9c4d82f2 backport)',
+    ],
+    { ...KTHREAD_ERA, attachTaskAllSkipsDfl: true },
+  ),
+  profile(
+    'linux-6.1',
+    '6.1',
+    'kthread vhost workers moved into the owner cgroup on v2 too (Debian 12 stock kernel)',
+    [
+      '0061270307f2 "cgroup: cgroup-v1: do not exclude cgrp_dfl_root" (v5.16)',
+      'observed on Debian 6.1 under QEMU',
+    ],
+    KTHREAD_ERA,
+  ),
+  profile(
+    'seed-v5',
+    '5.16-rc+V5',
+    'the Nov 2021 V5 kernel_worker() series: a separate worker process, signals ignored, autoreaped',
+    ['[PATCH V5 01-10/10] "Use copy_process/create_io_thread in vhost layer" (2021-11-21)'],
+    {
+      ...KTHREAD_ERA,
+      vhostWorker: 'kernel-worker-v5',
+      pfUserWorker: PF_USER_WORKER_V5,
+      ioThreadIsUserWorker: true,
+    },
+  ),
+  profile(
+    'linux-6.4-rc1',
+    '6.4-rc1',
+    'vhost_task as a separate process that ignores signals (the ps/freezer regression)',
+    ['kernel/vhost_task.c 6.4-rc1 form (removed by f9010dbdce91)'],
+    {
+      ...V610,
+      vhostWorker: 'vhost-task-rc1',
+      vhostTaskGeneration: 'vhost-task-rc1',
+      getSignalWorkerExemption: 'io',
+      procStatusKthreadLine: true,
+      bugs: ['vhost-task-lost-wakeup', 'vsock-early-queue'],
+    },
+  ),
+  profile(
+    'linux-6.4',
+    '6.4',
+    'vhost_task as a thread of the owner; lingers after SIGKILL until release',
+    [
+      'f9010dbdce91 (6.4-rc5)',
+      '4b13cbef7970 (6.4-rc6, lost wake-up fix)',
+      'a284f09effea (early vsock queueing fix)',
+    ],
+    {
+      ...V610,
+      vhostWorker: 'vhost-task-thread',
+      vhostTaskGeneration: 'vhost-task-thread',
+      vhostSignalHacks: true,
+    },
+  ),
+  profile(
+    'linux-6.5',
+    '6.5',
+    'multiple vhost workers per device (vhost-scsi ioctls)',
+    ['c1ecd8e95007, 1cdaafa1b8b4, 228a27cf78af, d74b55e65502 (6.5 merge window)'],
+    {
+      ...V610,
+      vhostWorker: 'vhost-task-thread',
+      vhostTaskGeneration: 'vhost-task-thread',
+      vhostSignalHacks: true,
+    },
+  ),
+  profile(
+    'linux-6.10',
+    '6.10',
+    'vhost_task handles SIGKILL: the worker exits at once',
+    ['db5247d9bf5c (vhost_task SIGKILL)', '240a1853b4d2 ("kernel: Remove signal hacks for vhost_tasks")'],
+    V610,
+  ),
+  profile(
+    'linux-6.12',
+    '6.12',
+    'what Debian 12 ships from bookworm-security; KVM NX recovery is a vhost_task',
+    ['kernel/vhost_task.c @ v6.12 (= v6.10 + nothing)', 'kernel/cgroup/pids.c @ v6.11 (pids.events.local)'],
+    { ...V610, pidsEventsHierarchical: true },
+  ),
+  profile(
+    'linux-6.17',
+    '6.17',
+    'per-device worker mode (fork_owner), task mode by default; locked vhost_task_wake',
+    ['7d9896e9f6d0 (kthread mode re-added)', '2280e297ad78 (locked wake)', 'cb380909ae3b (ERR_PTR returns)'],
+    {
+      ...V610,
+      pidsEventsHierarchical: true,
+      vhostTaskLockedWake: true,
+      vhostTaskErrPtr: true,
+      vhostForkOwnerControl: true,
+    },
+  ),
+  profile(
+    'linux-6.17-kthread',
+    '6.17',
+    'linux-6.17 with vhost.fork_from_owner_default=0: kthread workers by default',
+    ['7d9896e9f6d0 (module parameter fork_from_owner_default)'],
+    {
+      ...V610,
+      vhostWorker: 'kthread',
+      pidsEventsHierarchical: true,
+      vhostTaskLockedWake: true,
+      vhostTaskErrPtr: true,
+      vhostForkOwnerControl: true,
+    },
+  ),
+  profile(
+    'linux-6.18',
+    '6.18',
+    'the host kernel of this machine kind',
+    ['f3f64c2eaffb (kthread-mode worker id leak fixed)'],
+    {
+      ...V610,
+      pidsEventsHierarchical: true,
+      vhostTaskLockedWake: true,
+      vhostTaskErrPtr: true,
+      vhostForkOwnerControl: true,
+    },
+  ),
+];
+
+export function findProfile(name: string): Profile | undefined {
+  return PROFILES.find((p) => p.name === name);
+}
+
+/** The profile with that name, or an error naming the closest ones. */
+export function getProfile(name: string): Profile {
+  const p = findProfile(name);
+  if (!p) throw new Error(`unknown profile "${name}"; known: ${PROFILES.map((x) => x.name).join(', ')}`);
+  return p;
+}

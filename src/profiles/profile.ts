@@ -1,0 +1,98 @@
+/**
+ * A kernel profile: one kernel era as data. It selects the worker back end and a table of
+ * behaviour switches (including known historical bugs, so the explorer can rediscover them)
+ * and the virtual-time costs of operations. Code asks the profile; it never compares
+ * version numbers.
+ */
+
+/** How vhost (and KVM's NX-recovery thread) get their worker. */
+export type WorkerBackend =
+  /** kthread_create() + kthread_use_mm() + cgroup_attach_task_all() (≤ 6.3, and 6.17 kthread mode) */
+  | 'kthread'
+  /** the Nov 2021 V5 kernel_worker(): a separate process, signals ignored, autoreaped */
+  | 'kernel-worker-v5'
+  /** vhost_task as first merged in 6.4-rc1: a separate process reaped with kernel_wait4 */
+  | 'vhost-task-rc1'
+  /** vhost_task as a thread (6.4-rc5 … 6.9): get_signal polling, lingers after SIGKILL */
+  | 'vhost-task-thread'
+  /** vhost_task with SIGKILL handling (6.10+) */
+  | 'vhost-task-sigkill';
+
+export interface Costs {
+  /** entering and leaving any syscall */
+  syscall: number;
+  /** a context switch */
+  contextSwitch: number;
+  /** try_to_wake_up */
+  wakeup: number;
+  /** copy_process of a thread (CLONE_VM|CLONE_THREAD) */
+  cloneThread: number;
+  /** copy_process of a process (dup_mm) */
+  cloneProcess: number;
+  /** do_exit through exit_notify */
+  exit: number;
+  /** release_task / reaping */
+  release: number;
+  /** running one vhost work item */
+  vhostWork: number;
+}
+
+export interface Profile {
+  /** e.g. "linux-6.12" */
+  readonly name: string;
+  /** e.g. "6.12" */
+  readonly version: string;
+  /** one line: what this era is */
+  readonly summary: string;
+  /** where each switch comes from */
+  readonly sources: readonly string[];
+  /** the worker back end vhost uses by default (6.17: per device, see vhostForkOwnerControl) */
+  readonly vhostWorker: WorkerBackend;
+  /** vhost_task generation for other users (KVM NX recovery) where it exists, else null */
+  readonly vhostTaskGeneration: Exclude<WorkerBackend, 'kthread' | 'kernel-worker-v5'> | null;
+  /** PF_USER_WORKER's value; 0 when the flag does not exist */
+  readonly pfUserWorker: number;
+  /** create_io_thread also sets user_worker (v6.4+) */
+  readonly ioThreadIsUserWorker: boolean;
+  /**
+   * get_signal's "return fatal to the caller instead of do_group_exit" test: 'io' tests
+   * PF_IO_WORKER (≤ 6.4-rc4), 'user' tests PF_USER_WORKER (f9010dbdce91, 6.4-rc5+).
+   */
+  readonly getSignalWorkerExemption: 'io' | 'user';
+  /**
+   * 6.4-rc5 … 6.9: zap_other_threads() and coredump's zap_process() do not count a vhost
+   * user worker (PF_USER_WORKER without PF_IO_WORKER), so exec and coredump do not wait for it.
+   * Removed by 240a1853b4d2 (6.10).
+   */
+  readonly vhostSignalHacks: boolean;
+  /**
+   * cgroup_attach_task_all() skips the cgroup v2 default hierarchy (the `cgrp_dfl_root` test
+   * removed late 2021).
+   */
+  readonly attachTaskAllSkipsDfl: boolean;
+  /** pids.events counts at the limiting cgroup and its ancestors, plus pids.events.local (v6.11+) */
+  readonly pidsEventsHierarchical: boolean;
+  /** vhost_task_wake takes exit_mutex and refuses to wake a stopped/killed task (2280e297ad78) */
+  readonly vhostTaskLockedWake: boolean;
+  /** vhost_task_create returns ERR_PTR (cb380909ae3b) instead of NULL */
+  readonly vhostTaskErrPtr: boolean;
+  /** VHOST_SET/GET_FORK_FROM_OWNER and the fork_from_owner_default parameter exist (6.17+) */
+  readonly vhostForkOwnerControl: boolean;
+  /** /proc/<pid>/status has a "Kthread:" line (522dc4e5f51e, v6.4) */
+  readonly procStatusKthreadLine: boolean;
+  /** known bugs present in this era, by name (e.g. "vhost-task-lost-wakeup") */
+  readonly bugs: ReadonlySet<string>;
+  readonly costs: Costs;
+}
+
+/** Costs measured on a 6.18 host of this kind (see DESIGN.md, Performance); ns. */
+export const DEFAULT_COSTS: Costs = {
+  syscall: 150,
+  contextSwitch: 1_200,
+  wakeup: 400,
+  cloneThread: 9_000,
+  cloneProcess: 70_000,
+  exit: 4_000,
+  release: 1_500,
+  vhostWork: 800,
+};
