@@ -38,8 +38,13 @@ export function makeCgroup(
   const r = cgroupMkdirP(top, path);
   if (!r.ok) throw new Error(`mkdir ${path}: errno ${r.errno}`);
   const cg = r.value;
-  for (let c: Cgroup | null = cg.parent; c; c = c.parent)
-    for (const ctrl of ['pids', 'cpu', 'cpuset', 'memory'] as const) cgroupEnableController(c, ctrl);
+  const ancestors: Cgroup[] = [];
+  for (let c: Cgroup | null = cg.parent; c; c = c.parent) ancestors.unshift(c);
+  for (const c of ancestors)
+    for (const ctrl of ['pids', 'cpu', 'cpuset', 'memory'] as const) {
+      const e = cgroupEnableController(c, ctrl);
+      if (!e.ok) throw new Error(`enable ${ctrl} in ${c.path}: errno ${e.errno}`);
+    }
   if (o.pidsMax !== undefined) cg.pids.max = o.pidsMax;
   if (o.cpus !== undefined) cg.cpusetCpus = o.cpus;
   if (o.cpuMaxUs !== undefined) cg.cpu.quotaUs = o.cpuMaxUs;
