@@ -1,0 +1,125 @@
+/**
+ * Benchmarks of the simulated kernel (rates, not timed tests). Run: npm run bench.
+ *  - thread create+exit cycles per second (pthread_create of a thread that exits at once;
+ *    threads are reaped by exit_notify, so this is the create+exit+reap cycle)
+ *  - fork+exit+wait4 cycles per second
+ *  - context switches per second (two tasks at preemption points)
+ *  - memory per idle task (heap bytes per sleeping thread)
+ * Trace recording is off: it measures the model, not the trace buffer.
+ */
+import { Kernel } from '../src/kernel/kernel.js';
+import { getProfile } from '../src/profiles/eras.js';
+import { Op } from '../src/kernel/sched.js';
+import { spawnProcess, type Sys } from '../src/kernel/syscalls.js';
+import { RLIMIT_NPROC } from '../src/kernel/rlimit.js';
+
+const gc = (globalThis as { gc?: () => void }).gc;
+
+function boot(): Kernel {
+  return new Kernel({ profile: getProfile('linux-6.12'), seed: 1, trace: false, memoryMiB: 65536 });
+}
+
+function rate(name: string, n: number, unit: string, fn: () => void): number {
+  const t0 = process.hrtime.bigint();
+  fn();
+  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  const r = n / s;
+  console.log(`${name.padEnd(40)} ${Math.round(r).toLocaleString('en-US').padStart(12)} ${unit}  (${n} in ${s.toFixed(2)} s)`);
+  return r;
+}
+
+function threadCycles(n: number): void {
+  const k = boot();
+  spawnProcess(k, {
+    comm: 'bench',
+    rlimits: { [RLIMIT_NPROC]: { cur: Number.POSITIVE_INFINITY, max: Number.POSITIVE_INFINITY } },
+    program: function* (sys: Sys) {
+      const child = function* (_s: Sys) {
+        return 0;
+      };
+      for (let i = 0; i < n; i++) {
+        const r = yield* sys.pthreadCreate(child);
+        if (!r.ok) throw new Error(`pthread_create failed: ${r.errno}`);
+      }
+      return 0;
+    },
+  });
+  k.run();
+  if (k.stats.exits < n) throw new Error(`only ${k.stats.exits} exits`);
+}
+
+function forkCycles(n: number): void {
+  const k = boot();
+  spawnProcess(k, {
+    comm: 'bench',
+    program: function* (sys: Sys) {
+      const child = function* (_s: Sys) {
+        return 0;
+      };
+      for (let i = 0; i < n; i++) {
+        const r = yield* sys.fork(child);
+        if (!r.ok) throw new Error(`fork failed: ${r.errno}`);
+        const w = yield* sys.wait4(r.value);
+        if (!w.ok) throw new Error(`wait4 failed: ${w.errno}`);
+      }
+      return 0;
+    },
+  });
+  k.run();
+}
+
+function contextSwitches(n: number): number {
+  const k = boot();
+  const spinner = function* (_sys: Sys) {
+    for (let i = 0; i < n; i++) yield Op.Preempt;
+    return 0;
+  };
+  spawnProcess(k, { comm: 'a', program: spinner });
+  spawnProcess(k, { comm: 'b', program: spinner });
+  const before = k.stats.contextSwitches;
+  k.run();
+  return k.stats.contextSwitches - before;
+}
+
+function memoryPerIdleTask(n: number): number {
+  const k = boot();
+  gc?.();
+  const before = process.memoryUsage().heapUsed;
+  spawnProcess(k, {
+    comm: 'idle',
+    rlimits: { [RLIMIT_NPROC]: { cur: Number.POSITIVE_INFINITY, max: Number.POSITIVE_INFINITY } },
+    program: function* (sys: Sys) {
+      for (let i = 0; i < n; i++) {
+        const r = yield* sys.pthreadCreate(function* (s: Sys) {
+          yield* s.pause();
+          return 0;
+        });
+        if (!r.ok) throw new Error(`pthread_create failed: ${r.errno}`);
+      }
+      yield* sys.pause();
+      return 0;
+    },
+  });
+  k.run();
+  gc?.();
+  const after = process.memoryUsage().heapUsed;
+  if (k.tasks.size < n) throw new Error('tasks missing');
+  return (after - before) / n;
+}
+
+console.log(`vhostsim benchmarks (node ${process.version}, profile linux-6.12, trace off)`);
+threadCycles(20_000); // warm-up
+rate('thread create+exit+reap cycles', 200_000, 'cycles/s', () => threadCycles(200_000));
+rate('fork+exit+wait4 cycles', 100_000, 'cycles/s', () => forkCycles(100_000));
+let switches = 0;
+const t0 = process.hrtime.bigint();
+switches = contextSwitches(1_000_000);
+const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+console.log(
+  `${'context switches'.padEnd(40)} ${Math.round(switches / secs).toLocaleString('en-US').padStart(12)} switches/s  (${switches} in ${secs.toFixed(2)} s)`,
+);
+if (!gc) console.log('memory per idle task: run with node --expose-gc for a figure');
+else {
+  const bytes = memoryPerIdleTask(20_000);
+  console.log(`${'memory per idle task'.padEnd(40)} ${Math.round(bytes).toLocaleString('en-US').padStart(12)} bytes  (20000 sleeping threads)`);
+}
