@@ -8,10 +8,10 @@
  * Trace recording is off: it measures the model, not the trace buffer.
  */
 import { Kernel } from '../src/kernel/kernel.js';
-import { getProfile } from '../src/profiles/eras.js';
-import { Op } from '../src/kernel/sched.js';
-import { spawnProcess, type Sys } from '../src/kernel/syscalls.js';
 import { RLIMIT_NPROC } from '../src/kernel/rlimit.js';
+import { Op } from '../src/kernel/sched.js';
+import { type Sys, spawnProcess } from '../src/kernel/syscalls.js';
+import { getProfile } from '../src/profiles/eras.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 
@@ -24,7 +24,9 @@ function rate(name: string, n: number, unit: string, fn: () => void): number {
   fn();
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
   const r = n / s;
-  console.log(`${name.padEnd(40)} ${Math.round(r).toLocaleString('en-US').padStart(12)} ${unit}  (${n} in ${s.toFixed(2)} s)`);
+  console.log(
+    `${name.padEnd(40)} ${Math.round(r).toLocaleString('en-US').padStart(12)} ${unit}  (${n} in ${s.toFixed(2)} s)`,
+  );
   return r;
 }
 
@@ -116,10 +118,14 @@ const t0 = process.hrtime.bigint();
 switches = contextSwitches(1_000_000);
 const secs = Number(process.hrtime.bigint() - t0) / 1e9;
 console.log(
-  `${'context switches'.padEnd(40)} ${Math.round(switches / secs).toLocaleString('en-US').padStart(12)} switches/s  (${switches} in ${secs.toFixed(2)} s)`,
+  `${'context switches'.padEnd(40)} ${Math.round(switches / secs)
+    .toLocaleString('en-US')
+    .padStart(12)} switches/s  (${switches} in ${secs.toFixed(2)} s)`,
 );
 if (!gc) console.log('memory per idle task: run with node --expose-gc for a figure');
 else {
   const bytes = memoryPerIdleTask(20_000);
-  console.log(`${'memory per idle task'.padEnd(40)} ${Math.round(bytes).toLocaleString('en-US').padStart(12)} bytes  (20000 sleeping threads)`);
+  console.log(
+    `${'memory per idle task'.padEnd(40)} ${Math.round(bytes).toLocaleString('en-US').padStart(12)} bytes  (20000 sleeping threads)`,
+  );
 }

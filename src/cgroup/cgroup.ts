@@ -10,7 +10,7 @@
  */
 import { Errno, err, ok, type Result } from '../kernel/errno.js';
 import type { Kernel } from '../kernel/kernel.js';
-import { PF_KTHREAD, PF_NO_SETAFFINITY } from '../kernel/sched-consts.js';
+import { PF_NO_SETAFFINITY } from '../kernel/sched-consts.js';
 import type { Task } from '../kernel/task.js';
 
 export type Controller = 'pids' | 'cpu' | 'cpuset' | 'memory' | 'freezer';
@@ -18,6 +18,13 @@ export const V2_CONTROLLERS: readonly Controller[] = ['cpuset', 'cpu', 'memory',
 
 /** A hierarchy (struct cgroup_root). id 0 is the v2 default hierarchy (cgrp_dfl_root). */
 export class CgroupRoot {
+  /**
+   * The next cgroup id on this hierarchy. Ids are per hierarchy, like the kernfs node ids
+   * they come from (cgroup_id() = kernfs_node_id(), allocated from the hierarchy's own
+   * kernfs_root idr; the root cgroup is 1), so a run never depends on other kernels booted
+   * in the same process.
+   */
+  nextCgroupId = 1;
   readonly top: Cgroup;
   constructor(
     readonly id: number,
@@ -84,14 +91,13 @@ export class Cgroup {
   removed = false;
   readonly level: number;
   readonly id: number;
-  private static nextId = 1;
   constructor(
     readonly root: CgroupRoot,
     readonly parent: Cgroup | null,
     readonly name: string,
   ) {
     this.level = parent ? parent.level + 1 : 0;
-    this.id = Cgroup.nextId++;
+    this.id = root.nextCgroupId++;
   }
 
   /** The path as shown in /proc/<pid>/cgroup, e.g. "/machine.slice/vm1". */
@@ -347,13 +353,38 @@ export function cgroupAttachTaskAll(k: Kernel, from: Task, tsk: Task): Result<vo
   return ok();
 }
 
+/** Controllers that work in threaded mode (cgrp_dfl_threaded_ss_mask: cpu, cpuset, pids, perf_event). */
+const THREADED_CONTROLLERS: ReadonlySet<Controller> = new Set<Controller>(['cpu', 'cpuset', 'pids']);
+
+/** models cgroup_is_valid_domain(): neither threaded nor "domain invalid" (under a thread root). */
+function cgroupIsValidDomain(c: Cgroup): boolean {
+  return c.type !== 'threaded' && c.type !== 'domain invalid';
+}
+
 /**
- * models __cgroup_procs_write() / cgroup_procs_write_start(), v6.12: writing a tid to
- * cgroup.procs moves its whole thread group, to cgroup.threads moves one thread.
- * ESRCH: no such task; EINVAL: kthread not ready / PF_NO_SETAFFINITY / kthreadd;
- * EOPNOTSUPP: cgroup.procs of a threaded cgroup, or cgroup.threads across threaded domains;
- * EBUSY: the destination has domain controllers enabled for children (no internal
- * processes); EACCES: the writer is neither root nor the delegated owner.
+ * models cgroup_can_be_thread_root(), v6.12: the root always; never a threaded cgroup; not
+ * with populated domain children (nr_populated_domain_children) nor with a domain (non-threaded)
+ * controller enabled in subtree_control.
+ */
+function cgroupCanBeThreadRoot(c: Cgroup): boolean {
+  if (c.isRoot) return true;
+  if (c.type === 'threaded') return false;
+  for (const ch of c.children.values()) if (ch.type !== 'threaded' && ch.populatedCount() > 0) return false;
+  for (const ctrl of c.subtreeControl) if (!THREADED_CONTROLLERS.has(ctrl)) return false;
+  return true;
+}
+
+/**
+ * models __cgroup_procs_write() / cgroup_procs_write_start() / cgroup_attach_permissions(),
+ * v6.12: writing a tid to cgroup.procs moves its whole thread group, to cgroup.threads moves
+ * one thread. In the kernel's order: ENODEV: the cgroup is gone; ESRCH: no such task;
+ * EINVAL: kthread not ready / PF_NO_SETAFFINITY / kthreadd; EACCES: the writer is neither
+ * root nor the delegated owner; then cgroup_migrate_vet_dst(): EOPNOTSUPP if the destination's
+ * domain is not a valid domain ("domain invalid"), EBUSY if it has controllers enabled in
+ * subtree_control and cannot be a thread root nor is threaded (the no-internal-process rule:
+ * a domain controller enabled, or populated domain children); finally cgroup.threads across
+ * threaded domains → EOPNOTSUPP. Writing cgroup.procs of a threaded cgroup is allowed and moves
+ * every thread of the process (Documentation/admin-guide/cgroup-v2.rst, "cgroup.procs").
  */
 export function cgroupProcsWrite(
   k: Kernel,
@@ -363,36 +394,41 @@ export function cgroupProcsWrite(
   threadgroup: boolean,
 ): Result<void> {
   if (dst.removed) return err(Errno.ENODEV);
-  if (writer.cred.euid !== 0 && writer.cred.euid !== dst.ownerUid) return err(Errno.EACCES);
   const ns = writer.activePidNs();
   const target = tid === 0 ? writer : ns ? k.findTaskByVpid(tid, ns) : null;
   if (!target?.alive) return err(Errno.ESRCH);
   const tsk = threadgroup ? target.groupLeader : target;
   if (tsk.noCgroupMigration || tsk.flags & PF_NO_SETAFFINITY) return err(Errno.EINVAL);
   if (tsk === k.kthreadd) return err(Errno.EINVAL);
+  if (writer.cred.euid !== 0 && writer.cred.euid !== dst.ownerUid) return err(Errno.EACCES);
   if (dst.root.isDfl) {
-    if (threadgroup && dst.type === 'threaded') return err(Errno.EOPNOTSUPP);
-    if (!threadgroup) {
-      const src = tsk.cgroups[dst.root.id]!;
-      if (src.domCgroup !== dst.domCgroup) return err(Errno.EOPNOTSUPP);
-    }
-    if (!dst.isRoot && dst.type !== 'threaded' && dst.type !== 'domain threaded') {
-      for (const c of dst.subtreeControl)
-        if (c !== 'cpu' && c !== 'pids' && c !== 'cpuset') return err(Errno.EBUSY);
-      if (dst.subtreeControl.size > 0 && dst.children.size > 0) return err(Errno.EBUSY);
-    }
+    // cgroup_migrate_vet_dst()
+    if (!cgroupIsValidDomain(dst.domCgroup)) return err(Errno.EOPNOTSUPP);
+    if (!(cgroupCanBeThreadRoot(dst) || dst.type === 'threaded') && dst.subtreeControl.size > 0)
+      return err(Errno.EBUSY);
+    // cgroup_attach_permissions(): a single thread stays within its threaded domain
+    const src = tsk.cgroups[dst.root.id]!;
+    if (!threadgroup && src.domCgroup !== dst.domCgroup) return err(Errno.EOPNOTSUPP);
   }
   const tasks = threadgroup ? tsk.signal.threads.filter((t) => t.alive) : [tsk];
-  void PF_KTHREAD;
   return cgroupMigrate(k, tasks, dst);
 }
 
-/** models cgroup_type_write("threaded"): EOPNOTSUPP unless the parent is a valid domain. */
+/**
+ * models cgroup_type_write("threaded") → cgroup_enable_threaded(), v6.12: EOPNOTSUPP for the
+ * root, for a populated cgroup or one with a domain controller in subtree_control, and unless
+ * the parent's domain is a valid domain that can be a thread root (no domain controller enabled,
+ * no populated domain children).
+ */
 export function cgroupSetThreaded(c: Cgroup): Result<void> {
   if (c.type === 'threaded') return ok();
   if (!c.parent) return err(Errno.EOPNOTSUPP);
   if (c.children.size > 0 && [...c.children.values()].some((ch) => ch.type !== 'threaded'))
     return err(Errno.EOPNOTSUPP);
+  if (c.populatedCount() > 0) return err(Errno.EOPNOTSUPP);
+  for (const ctrl of c.subtreeControl) if (!THREADED_CONTROLLERS.has(ctrl)) return err(Errno.EOPNOTSUPP);
+  const dom = c.parent.domCgroup;
+  if (!cgroupIsValidDomain(dom) || !cgroupCanBeThreadRoot(dom)) return err(Errno.EOPNOTSUPP);
   if (c.parent.type === 'domain') c.parent.type = c.parent.isRoot ? 'domain' : 'domain threaded';
   c.type = 'threaded';
   return ok();

@@ -16,11 +16,20 @@ function useColor(): boolean {
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 export function renderContrast(results: ContrastResult[], color: boolean): string {
-  const c = color ? pc : { bold: (s: string) => s, red: (s: string) => s, green: (s: string) => s, dim: (s: string) => s };
+  const c = color
+    ? pc
+    : { bold: (s: string) => s, red: (s: string) => s, green: (s: string) => s, dim: (s: string) => s };
   const out: string[] = [];
   out.push(
     c.bold('vhostsim: one QEMU-like owner, three vhost workers, per kernel'),
@@ -28,18 +37,44 @@ export function renderContrast(results: ContrastResult[], color: boolean): strin
     '       RLIMIT_NPROC 4, two vCPU threads; then three VHOST_SET_OWNERs.',
     '',
   );
-  const rows = [['profile', 'worker back end', 'SET_OWNER results', 'owner threads', 'pids.current/max', 'uid 107 nproc/limit']];
+  const rows = [
+    [
+      'profile',
+      'worker back end',
+      'SET_OWNER results',
+      'owner threads',
+      'pids.current/max',
+      'uid 107 nproc/limit',
+    ],
+  ];
   for (const r of results) {
     const outcomes = r.outcomes.map((o) => (o === 'ok' ? c.green('ok') : c.red(o))).join(' ');
     const pids = `${r.pidsCurrent}/${r.pidsMax}`;
-    rows.push([r.profile, r.backend, outcomes, String(r.qemuThreads), r.pidsCurrent > r.pidsMax ? c.red(pids) : pids, `${r.nprocOwner}/${r.nprocLimit}`]);
+    rows.push([
+      r.profile,
+      r.backend,
+      outcomes,
+      String(r.qemuThreads),
+      r.pidsCurrent > r.pidsMax ? c.red(pids) : pids,
+      `${r.nprocOwner}/${r.nprocLimit}`,
+    ]);
   }
   out.push(table(rows), '');
   for (const r of results) {
     out.push(c.bold(`${r.profile}: workers`));
     const w = [['TID', 'COMM', 'TGID', 'PPID', 'UID', 'CGROUP', 'CPUS', 'KTHREAD', 'SIGBLK']];
     for (const x of r.workers)
-      w.push([String(x.tid), x.comm, String(x.tgid), String(x.ppid), String(x.uid), x.cgroup, x.cpus, x.kthread ? 'yes' : 'no', x.sigblk]);
+      w.push([
+        String(x.tid),
+        x.comm,
+        String(x.tgid),
+        String(x.ppid),
+        String(x.uid),
+        x.cgroup,
+        x.cpus,
+        x.kthread ? 'yes' : 'no',
+        x.sigblk,
+      ]);
     out.push(table(w), '');
   }
   out.push(
@@ -65,23 +100,37 @@ export function main(argv: string[]): number {
     .option('--profiles <list>', 'comma-separated kernel profiles', DEFAULT_PROFILES.join(','))
     .option('--json', 'print the results as JSON')
     .action((opts: { profiles: string; json?: boolean }) => {
-      const names = opts.profiles.split(',').map((s) => s.trim()).filter(Boolean);
+      const names = opts.profiles
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
       for (const n of names) {
         if (!findProfile(n)) {
-          process.stderr.write(`vhostsim: unknown profile "${n}" in --profiles; known: ${PROFILES.map((p) => p.name).join(', ')}\n`);
+          process.stderr.write(
+            `vhostsim: unknown profile "${n}" in --profiles; known: ${PROFILES.map((p) => p.name).join(', ')}\n`,
+          );
           code = 2;
           return;
         }
       }
       const results = names.map((profile) => runContrast({ profile }));
-      process.stdout.write(opts.json ? `${JSON.stringify(results, null, 2)}\n` : renderContrast(results, useColor()));
+      process.stdout.write(
+        opts.json ? `${JSON.stringify(results, null, 2)}\n` : renderContrast(results, useColor()),
+      );
     });
   program
     .command('profiles')
     .description('list the kernel profiles')
     .option('--json', 'print as JSON')
     .action((opts: { json?: boolean }) => {
-      if (opts.json) process.stdout.write(`${JSON.stringify(PROFILES.map((p) => ({ ...p, bugs: [...p.bugs] })), null, 2)}\n`);
+      if (opts.json)
+        process.stdout.write(
+          `${JSON.stringify(
+            PROFILES.map((p) => ({ ...p, bugs: [...p.bugs] })),
+            null,
+            2,
+          )}\n`,
+        );
       else for (const p of PROFILES) process.stdout.write(`${p.name.padEnd(20)} ${p.summary}\n`);
     });
   try {

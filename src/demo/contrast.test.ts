@@ -23,13 +23,28 @@ describe('the core contrast: kthread workers versus user workers', () => {
       'qemu',
       function* (sys: Sys) {
         // the owner alone uses up RLIMIT_NPROC (1) and pids.max (1)
-        const kr = yield* kthreadCreateOnNode(sys.k, function* () { return 0; }, null, `vhost-${sys.task.pid}`);
+        const kr = yield* kthreadCreateOnNode(
+          sys.k,
+          function* () {
+            return 0;
+          },
+          null,
+          `vhost-${sys.task.pid}`,
+        );
         kthreadResult = kr.ok ? { ok: true, task: kr.value } : { ok: false, errno: kr.errno };
         if (kr.ok) {
           const a = cgroupAttachTaskAll(sys.k, sys.task, kr.value);
           expect(a.ok).toBe(true);
         }
-        const vr = vhostTaskCreate(sys.k, function* () { return false; }, function* () {}, null, 'vhost-x');
+        const vr = vhostTaskCreate(
+          sys.k,
+          function* () {
+            return false;
+          },
+          function* () {},
+          null,
+          'vhost-x',
+        );
         vtaskErrno = vr.ok ? 0 : vr.errno;
         done = true;
         yield* sys.pause();
@@ -62,7 +77,15 @@ describe('the core contrast: kthread workers versus user workers', () => {
       'qemu',
       function* (sys: Sys) {
         before = cg.pids.counter;
-        const vr = vhostTaskCreate(sys.k, function* () { return false; }, function* () {}, null, `vhost-${sys.task.pid}`);
+        const vr = vhostTaskCreate(
+          sys.k,
+          function* () {
+            return false;
+          },
+          function* () {},
+          null,
+          `vhost-${sys.task.pid}`,
+        );
         if (vr.ok) {
           vhostTaskStart(sys.k, vr.value);
           worker = vr.value.task;

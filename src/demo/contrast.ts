@@ -18,8 +18,8 @@ import type { Kernel } from '../kernel/kernel.js';
 import { kthreadCreateOnNode, kthreadShouldStop, kthreadUnuseMm, kthreadUseMm } from '../kernel/kthread.js';
 import { cpuList, procStatus } from '../kernel/procfs.js';
 import { RLIMIT_NPROC } from '../kernel/rlimit.js';
-import { CLONE_FS, TASK_INTERRUPTIBLE, TASK_RUNNING } from '../kernel/sched-consts.js';
 import { type KGen, Op } from '../kernel/sched.js';
+import { CLONE_FS, TASK_INTERRUPTIBLE, TASK_RUNNING } from '../kernel/sched-consts.js';
 import type { Sys } from '../kernel/syscalls.js';
 import type { Task } from '../kernel/task.js';
 import { bootKernel, makeCgroup, spawn } from '../kernel/testing.js';
@@ -99,11 +99,24 @@ function* createWorker(k: Kernel, owner: Task): KGen<Result<Task>> {
     return r;
   }
   if (backend === 'kernel-worker-v5') {
-    const r = kernelWorker(k, () => idleUntilStopped(k, () => false) as KGen<never>, CLONE_FS, KERN_WORKER_NO_FILES | KERN_WORKER_SIG_IGN);
+    const r = kernelWorker(
+      k,
+      () => idleUntilStopped(k, () => false) as KGen<never>,
+      CLONE_FS,
+      KERN_WORKER_NO_FILES | KERN_WORKER_SIG_IGN,
+    );
     if (r.ok) kernelWorkerStart(k, r.value, name);
     return r;
   }
-  const r = vhostTaskCreate(k, function* () { return false; }, function* () {}, null, name);
+  const r = vhostTaskCreate(
+    k,
+    function* () {
+      return false;
+    },
+    function* () {},
+    null,
+    name,
+  );
   if (!r.ok) return { ok: false, errno: Errno.ENOMEM };
   vhostTaskStart(k, r.value);
   return { ok: true, value: r.value.task };

@@ -269,18 +269,16 @@ export function copyProcess(k: Kernel, args: KernelCloneArgs, trace = 0): Result
   // 15: alloc_pid in pid_ns_for_children (and every ancestor level)
   const pidns = p.nsproxy.pidForChildren;
   const setTid = args.setTid ?? [];
-  if (setTid.length > 0) {
-    // set_tid needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN) over each affected level's user ns
-    let lvl: PidNamespace | null = pidns;
-    for (let i = 0; i < setTid.length && lvl; i++, lvl = lvl.parent) {
-      if (
-        !credCapable(current.cred, lvl.userNs, CAP_CHECKPOINT_RESTORE) &&
-        !credCapable(current.cred, lvl.userNs, CAP_SYS_ADMIN)
-      )
-        return unwind(Errno.EPERM, 'set_tid permission');
-    }
-  }
-  const pr = allocPid(pidns, k.pidMax, setTid);
+  // set_tid needs checkpoint_restore_ns_capable() (CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN)
+  // over each chosen level's user ns; alloc_pid checks it per level after the range checks
+  const pr = allocPid(
+    pidns,
+    k.pidMax,
+    setTid,
+    (lvl) =>
+      credCapable(current.cred, lvl.userNs, CAP_CHECKPOINT_RESTORE) ||
+      credCapable(current.cred, lvl.userNs, CAP_SYS_ADMIN),
+  );
   if (!pr.ok) return unwind(pr.errno, 'alloc_pid');
   const pid = pr.value;
   undo.push(() => freePid(pid));
@@ -361,15 +359,19 @@ function copyCreds(k: Kernel, current: Task, p: Task, f: number): Result<Cred> {
   return ok(c);
 }
 
-/** models kernel/nsproxy.c copy_namespaces(), v6.12 (recalled: kernel-spec §1.4). */
+/** models kernel/nsproxy.c copy_namespaces(), v6.12 (incl. the CLONE_VM and timens_on_fork time-ns rules). */
 function copyNamespaces(k: Kernel, current: Task, p: Task, f: number): Result<NsProxy> {
   const old = current.nsproxy!;
   const nsFlags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP;
   if (!(f & nsFlags) && !hasFlag(f, CLONE_NEWTIME)) {
-    if (old.time === old.timeForChildren) return ok(old);
+    // a CLONE_VM child keeps the old time namespace (the shared mm maps the old vvar page)
+    if (hasFlag(f, CLONE_VM) || old.time === old.timeForChildren) return ok(old);
     return ok({ ...old, time: old.timeForChildren });
   }
-  return createNewNamespaces(k, p.cred, old, f);
+  const r = createNewNamespaces(k, p.cred, old, f);
+  if (!r.ok || hasFlag(f, CLONE_VM)) return r;
+  // timens_on_fork(): a child without CLONE_VM enters time_ns_for_children
+  return ok({ ...r.value, time: r.value.timeForChildren });
 }
 
 /** models create_new_namespaces(): CAP_SYS_ADMIN in the (possibly new) user ns, else EPERM. */

@@ -19,6 +19,7 @@ import {
   WEXITED,
   WNOHANG,
 } from './sched-consts.js';
+import { getSignal } from './signal.js';
 import { SIGNAL_UNKILLABLE, type Task } from './task.js';
 
 /** init's body: reap every child that becomes reapable, forever. */
@@ -36,9 +37,12 @@ export function* initReaper(t: Task): KGen<number> {
     yield Op.Schedule;
     wq.waiters.delete(t);
     t.state = TASK_RUNNING;
-    t.sigpending = false;
-    t.signal.sharedPending.signal = 0n;
-    t.signal.sharedPending.list = [];
+    // return to user mode: SIGNAL_UNKILLABLE makes default-fatal signals no-ops for init;
+    // the freezer freezes it here like any user task
+    while (t.sigpending) {
+      const ks = yield* getSignal(k);
+      if (!ks.sig) break;
+    }
   }
 }
 

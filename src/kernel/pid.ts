@@ -75,11 +75,18 @@ export class Pid {
  * models kernel/pid.c alloc_pid(ns, set_tid, set_tid_size), v6.12. Allocates one number per
  * level from `ns` up to the initial namespace; `setTid[i]` requests the number at level
  * ns.level - i. Cyclic allocation from the cursor to pid_max, wrapping to RESERVED_PIDS (or
- * 1 while the cursor has not passed it). Errors: EEXIST (set_tid taken), EINVAL (set_tid out
- * of range, or non-1 in a namespace without init), EAGAIN (exhausted; idr's ENOSPC mapped),
- * ENOMEM (namespace no longer adding). Permission for set_tid is checked by the caller.
+ * 1 while the cursor has not passed it). Errors, per level in the kernel's order: EINVAL
+ * (set_tid < 1 or >= pid_max, or non-1 in a namespace without init), EPERM (the caller may
+ * not choose pids there: `mayChooseTid`, checkpoint_restore_ns_capable(tmp->user_ns)),
+ * EEXIST (set_tid taken); EAGAIN (exhausted; idr's ENOSPC mapped); ENOMEM (namespace no
+ * longer adding).
  */
-export function allocPid(ns: PidNamespace, pidMax: number, setTid: readonly number[]): Result<Pid> {
+export function allocPid(
+  ns: PidNamespace,
+  pidMax: number,
+  setTid: readonly number[],
+  mayChooseTid: (level: PidNamespace) => boolean = () => true,
+): Result<Pid> {
   if (setTid.length > ns.level + 1) return err(Errno.EINVAL);
   const numbers: UPid[] = new Array(ns.level + 1);
   const taken: Array<[PidNamespace, number]> = [];
@@ -89,8 +96,10 @@ export function allocPid(ns: PidNamespace, pidMax: number, setTid: readonly numb
   let tmp: PidNamespace | null = ns;
   for (let i = ns.level, t = 0; tmp && i >= 0; i--, tmp = tmp.parent) {
     let nr: number;
-    const want = t < setTid.length ? setTid[t++]! : 0;
-    if (want > 0) {
+    // while set_tid entries remain, each one is the number at this level (0 is not "any")
+    const chosen = t < setTid.length;
+    const want = chosen ? setTid[t++]! : 0;
+    if (chosen) {
       if (want < 1 || want >= pidMax) {
         undo();
         return err(Errno.EINVAL);
@@ -99,6 +108,10 @@ export function allocPid(ns: PidNamespace, pidMax: number, setTid: readonly numb
       if (want !== 1 && !tmp.childReaper) {
         undo();
         return err(Errno.EINVAL);
+      }
+      if (!mayChooseTid(tmp)) {
+        undo();
+        return err(Errno.EPERM);
       }
       if (tmp.idr.has(want)) {
         undo();
@@ -114,7 +127,7 @@ export function allocPid(ns: PidNamespace, pidMax: number, setTid: readonly numb
       }
       nr = found;
     }
-    tmp.cursor = want > 0 ? tmp.cursor : nr;
+    tmp.cursor = chosen ? tmp.cursor : nr;
     taken.push([tmp, nr]);
     tmp.idr.set(nr, undefined as unknown as Pid); // reserved; filled below
     numbers[i] = { nr, ns: tmp };

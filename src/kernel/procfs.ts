@@ -93,8 +93,10 @@ export function procStatus(k: Kernel, t: Task, readerNs: PidNamespace = k.initPi
     lines.push(`VmRSS:\t${kb(t.mm.size)}`);
   }
   lines.push(`Threads:\t${t.signal.nrThreads}`);
+  // task_sig(): qlim is an unsigned long, so RLIM_INFINITY prints as ULONG_MAX
+  const qlim = t.signal.rlim[11]?.cur ?? 0;
   lines.push(
-    `SigQ:\t${t.pending.list.length + t.signal.sharedPending.list.length}/${t.signal.rlim[11]?.cur ?? 0}`,
+    `SigQ:\t${t.pending.list.length + t.signal.sharedPending.list.length}/${qlim === Number.POSITIVE_INFINITY ? '18446744073709551615' : qlim}`,
   );
   lines.push(`SigPnd:\t${renderSigset(t.pending.signal)}`);
   lines.push(`ShdPnd:\t${renderSigset(t.signal.sharedPending.signal)}`);

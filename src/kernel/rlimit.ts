@@ -11,6 +11,7 @@ export const RLIMIT_NPROC = 6;
 export const RLIMIT_NOFILE = 7;
 export const RLIMIT_MEMLOCK = 8;
 export const RLIMIT_AS = 9;
+export const RLIMIT_SIGPENDING = 11;
 export const RLIM_NLIMITS = 16;
 /** RLIM_INFINITY, modelled as Infinity */
 export const RLIM_INFINITY = Number.POSITIVE_INFINITY;
@@ -33,7 +34,7 @@ export interface Rlimit {
   readonly max: number;
 }
 
-/** INIT_RLIMITS (include/asm-generic/resource.h) with RLIMIT_NPROC set by set_max_threads(). */
+/** INIT_RLIMITS (include/asm-generic/resource.h) with RLIMIT_NPROC and RLIMIT_SIGPENDING set at boot (set_max_threads, fork_init). */
 export function initRlimits(maxThreads: number): Rlimit[] {
   const inf = { cur: RLIM_INFINITY, max: RLIM_INFINITY };
   const r: Rlimit[] = new Array(RLIM_NLIMITS).fill(inf);
@@ -43,5 +44,7 @@ export function initRlimits(maxThreads: number): Rlimit[] {
   r[RLIMIT_MEMLOCK] = { cur: 8 * 1024 * 1024, max: 8 * 1024 * 1024 };
   const nproc = Math.floor(maxThreads / 2);
   r[RLIMIT_NPROC] = { cur: nproc, max: nproc };
+  // fork_init(): init_task.signal->rlim[RLIMIT_SIGPENDING] = init_task.signal->rlim[RLIMIT_NPROC]
+  r[RLIMIT_SIGPENDING] = { cur: nproc, max: nproc };
   return r;
 }

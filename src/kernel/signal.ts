@@ -532,7 +532,9 @@ export function* getSignal(k: Kernel): KGen<KSignal> {
         cur.pending.list = cur.pending.list.filter((i) => i.signo !== SIGKILL);
         k.emit('signal_deliver', `sig=${SIGKILL} errno=0 code=0 sa_handler=0 sa_flags=0`);
         recalcSigpending(k, cur);
-        if (signal.flags & SIGNAL_GROUP_EXIT) fatal = true;
+        // "Has this task already been marked for death?": a group exit or an exec's
+        // de_thread() both `goto fatal` (do_group_exit, or return to a PF_USER_WORKER)
+        fatal = true;
       }
       if (!fatal) {
         if (cur.jobctl & JOBCTL_STOP_PENDING && (yield* doSignalStop(k, 0))) {

@@ -355,24 +355,23 @@ export class Sys {
 
   /** setrlimit(2) on the caller. */
   *setrlimit(resource: number, lim: Rlimit): KGen<Result<void>> {
-    return yield* this.prlimit(0, resource, lim).bind(this) as unknown as KGen<Result<void>>;
+    return yield* this.prlimit(0, resource, lim);
   }
 
   /**
-   * prlimit64(2), models do_prlimit(): EINVAL for cur > max or a bad resource; raising max
-   * needs CAP_SYS_RESOURCE (EPERM); another process needs matching uids/gids or
-   * CAP_SYS_RESOURCE (EPERM); ESRCH if absent.
+   * prlimit64(2), models do_prlimit() and check_prlimit_permission(), v6.12: EINVAL for
+   * cur > max or a bad resource; raising max needs CAP_SYS_RESOURCE (EPERM); another
+   * process needs matching uids/gids or CAP_SYS_RESOURCE (EPERM); ESRCH if absent.
    */
-  prlimit(pid: number, resource: number, lim: Rlimit | null): () => KGen<Result<void>> {
-    const self = this;
-    return function* () {
-      return yield* self.syscall(function* (): KGen<Result<void>> {
+  *prlimit(pid: number, resource: number, lim: Rlimit | null): KGen<Result<void>> {
+    return yield* this.syscall(
+      function* (this: Sys): KGen<Result<void>> {
         if (resource < 0 || resource >= 16) return err(Errno.EINVAL);
-        const k = self.k;
-        const t = pid === 0 ? self.task : k.findTaskByVpid(pid, self.task.activePidNs()!);
+        const k = this.k;
+        const t = pid === 0 ? this.task : k.findTaskByVpid(pid, this.task.activePidNs()!);
         if (!t?.alive) return err(Errno.ESRCH);
-        const c = self.task.cred;
-        if (t.signal !== self.task.signal) {
+        const c = this.task.cred;
+        if (t.signal !== this.task.signal) {
           const tc = t.cred;
           const same =
             c.uid === tc.euid &&
@@ -390,8 +389,8 @@ export class Sys {
         if (resource === RLIMIT_NOFILE && lim.max > 1048576) return err(Errno.EPERM);
         t.signal.rlim[resource] = { cur: lim.cur, max: lim.max };
         return ok();
-      });
-    };
+      }.bind(this),
+    );
   }
 
   /** setresuid(2) on this thread (glibc broadcasts to all threads; the raw syscall does not). -1 keeps a value. */
@@ -446,7 +445,18 @@ export class Sys {
         const t = this.task;
         if (option === PR_SET_CHILD_SUBREAPER) {
           t.signal.isChildSubreaper = !!arg;
-          if (arg) for (const c of t.children) c.signal.hasChildSubreaper = true;
+          // kernel/sys.c: walk_process_tree(me, propagate_has_child_subreaper): every descendant
+          if (arg) {
+            const walk = (p: Task): void => {
+              for (const th of p.signal.threads)
+                for (const c of th.children) {
+                  if (c.signal.hasChildSubreaper) continue;
+                  c.signal.hasChildSubreaper = true;
+                  walk(c);
+                }
+            };
+            walk(t);
+          }
           return ok();
         }
         if (option === PR_SET_PDEATHSIG) {
