@@ -83,6 +83,12 @@ function contextSwitches(n: number): number {
   return k.stats.contextSwitches - before;
 }
 
+/** One start routine shared by every thread, as pthread_create(start_routine) would be. */
+function* sleeper(s: Sys) {
+  yield* s.pause();
+  return 0;
+}
+
 function memoryPerIdleTask(n: number): number {
   const k = boot();
   gc?.();
@@ -92,10 +98,7 @@ function memoryPerIdleTask(n: number): number {
     rlimits: { [RLIMIT_NPROC]: { cur: Number.POSITIVE_INFINITY, max: Number.POSITIVE_INFINITY } },
     program: function* (sys: Sys) {
       for (let i = 0; i < n; i++) {
-        const r = yield* sys.pthreadCreate(function* (s: Sys) {
-          yield* s.pause();
-          return 0;
-        });
+        const r = yield* sys.pthreadCreate(sleeper);
         if (!r.ok) throw new Error(`pthread_create failed: ${r.errno}`);
       }
       yield* sys.pause();

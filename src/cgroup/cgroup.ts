@@ -327,7 +327,7 @@ export function cgroupMigrate(k: Kernel, tasks: readonly Task[], dst: Cgroup): R
       // cpuset_attach → set_cpus_allowed_ptr(task, cpus of the new cpuset)
       t.cpusAllowed = dst.effectiveCpus(k);
     }
-    k.emit('cgroup_attach_task', attachText(dst, t));
+    if (k.trace.enabled) k.emit('cgroup_attach_task', attachText(dst, t));
   }
   return ok();
 }

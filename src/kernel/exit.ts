@@ -44,7 +44,7 @@ export function* doExit(k: Kernel, code: number): KGen<never> {
   if (t.flags & PF_EXITING) throw new Error(`recursive do_exit in ${t}`);
   // exit_signals(): PF_EXITING; shared signals are retargeted by complete_signal later
   t.flags |= PF_EXITING;
-  k.emit('sched_process_exit', `comm=${t.comm} pid=${t.pid} prio=120`);
+  if (k.trace.enabled) k.emit('sched_process_exit', `comm=${t.comm} pid=${t.pid} prio=120`);
   k.charge(k.profile.costs.exit);
   coredumpTaskExit(k, t);
   t.exitCode = code;
@@ -155,7 +155,7 @@ function forgetOriginalParent(k: Kernel, father: Task, dead: Task[]): void {
       if (!t.ptrace) t.parent = reaper;
       if (t.pdeathSignal) sendSignal(k, t.pdeathSignal, kernelSigInfo(t.pdeathSignal), t, false);
     }
-    reaper.children.add(p);
+    reaper.linkChild(p);
     if (reaper.signal !== father.signal) reparentLeader(k, p, dead);
   }
 }
@@ -199,7 +199,7 @@ function exitNotify(k: Kernel, t: Task, _groupDead: boolean): void {
 export function releaseTask(k: Kernel, p: Task): void {
   for (;;) {
     decRlimitUcounts(k, p.cred.ucounts, 1);
-    k.emit('sched_process_free', `comm=${p.comm} pid=${p.pid} prio=120`);
+    if (k.trace.enabled) k.emit('sched_process_free', `comm=${p.comm} pid=${p.pid} prio=120`);
     k.charge(k.profile.costs.release);
     // __exit_signal / __unhash_process
     const sig = p.signal;
@@ -279,7 +279,7 @@ export function* doWait(k: Kernel, pidSel: number, options: number): KGen<Result
             const status =
               p.signal.flags & SIGNAL_GROUP_EXIT ? p.signal.groupExitCode : (p.exitCode & 0xff) << 8;
             const nr = p.pidIn(cur.activePidNs()!);
-            k.emit('sched_process_wait', `comm=${cur.comm} pid=${nr} prio=120`);
+            if (k.trace.enabled) k.emit('sched_process_wait', `comm=${cur.comm} pid=${nr} prio=120`);
             if (!(options & WNOWAIT)) {
               p.exitState = EXIT_DEAD;
               releaseTask(k, p);

@@ -314,7 +314,7 @@ export function copyProcess(k: Kernel, args: KernelCloneArgs, trace = 0): Result
   } else {
     p.groupLeader = p;
     p.signal.threads.push(p);
-    p.realParent.children.add(p);
+    p.realParent.linkChild(p);
     if (pid.nrIn(pidns) === 1 && pidns !== k.initPidNs) {
       pidns.childReaper = p;
       p.signal.flags |= SIGNAL_UNKILLABLE;
@@ -324,7 +324,7 @@ export function copyProcess(k: Kernel, args: KernelCloneArgs, trace = 0): Result
   if (trace && current.ptrace && current.parent) {
     p.ptrace = current.ptrace;
     p.parent = current.parent;
-    current.parent.ptraced.add(p);
+    current.parent.linkTracee(p);
   }
   cgroupPostFork(p, cgs);
   k.tasks.set(p.pid, p);
@@ -335,7 +335,8 @@ export function copyProcess(k: Kernel, args: KernelCloneArgs, trace = 0): Result
   p.body = args.fn;
   p.gen = taskEntry(k, p, args.fn);
   recalcSigpending(k, current);
-  k.emit('task_newtask', `pid=${p.pid} comm=${p.comm} clone_flags=${f.toString(16)} oom_score_adj=0`);
+  if (k.trace.enabled)
+    k.emit('task_newtask', `pid=${p.pid} comm=${p.comm} clone_flags=${f.toString(16)} oom_score_adj=0`);
   return ok(p);
 }
 
@@ -436,10 +437,11 @@ export function* kernelClone(k: Kernel, args: KernelCloneArgs): KGen<Result<numb
   const r = copyProcess(k, args, trace);
   if (!r.ok) return r;
   const p = r.value;
-  k.emit(
-    'sched_process_fork',
-    `comm=${current.comm} pid=${current.pid} child_comm=${p.comm} child_pid=${p.pid}`,
-  );
+  if (k.trace.enabled)
+    k.emit(
+      'sched_process_fork',
+      `comm=${current.comm} pid=${current.pid} child_comm=${p.comm} child_pid=${p.pid}`,
+    );
   const nr = p.pidIn(current.activePidNs()!);
   let vfork: Completion | null = null;
   if (hasFlag(args.flags, CLONE_VFORK)) {
@@ -448,7 +450,7 @@ export function* kernelClone(k: Kernel, args: KernelCloneArgs): KGen<Result<numb
   }
   k.wakeUpNewTask(p);
   if (trace && current.parent)
-    current.parent.ptraceEvents.push({ event: ptraceEventName(trace), tracee: current, msg: p.pid });
+    current.parent.recordPtraceEvent({ event: ptraceEventName(trace), tracee: current, msg: p.pid });
   if (vfork) yield* waitForCompletionKillable(k, vfork);
   return ok(nr);
 }

@@ -279,7 +279,7 @@ export class Kernel {
   /** WARN_ON: record and continue. */
   warn(where: string, message: string): void {
     this.warnings.push({ ts: this.clock, where, message });
-    this.emit('warning', `${where}: ${message}`);
+    if (this.trace.enabled) this.emit('warning', `${where}: ${message}`);
   }
 
   // ------------------------------------------------------------------ time
@@ -341,7 +341,7 @@ export class Kernel {
     if (!(p.state & mask)) return false;
     p.state = TASK_RUNNING;
     if (!p.onRq) this.enqueue(p);
-    this.emit('sched_wakeup', `comm=${p.comm} pid=${p.pid} prio=120 target_cpu=000`);
+    if (this.trace.enabled) this.emit('sched_wakeup', `comm=${p.comm} pid=${p.pid} prio=120 target_cpu=000`);
     return true;
   }
 
@@ -355,7 +355,8 @@ export class Kernel {
     invariant(p.gen !== null, () => `wake_up_new_task of ${p} without a body`);
     p.state = TASK_RUNNING;
     this.enqueue(p);
-    this.emit('sched_wakeup_new', `comm=${p.comm} pid=${p.pid} prio=120 target_cpu=000`);
+    if (this.trace.enabled)
+      this.emit('sched_wakeup_new', `comm=${p.comm} pid=${p.pid} prio=120 target_cpu=000`);
   }
 
   enqueue(p: Task): void {
@@ -413,11 +414,12 @@ export class Kernel {
       if (this.trace.enabled) {
         const p = prev ?? this.idle;
         const st = p.exitState ? 'X' : p.state === TASK_RUNNING ? 'R+' : stateFlagLetter(p);
-        this.emit(
-          'sched_switch',
-          `prev_comm=${p.comm} prev_pid=${p.pid} prev_prio=120 prev_state=${st} ==> next_comm=${t.comm} next_pid=${t.pid} next_prio=120`,
-          p,
-        );
+        if (this.trace.enabled)
+          this.emit(
+            'sched_switch',
+            `prev_comm=${p.comm} prev_pid=${p.pid} prev_prio=120 prev_state=${st} ==> next_comm=${t.comm} next_pid=${t.pid} next_prio=120`,
+            p,
+          );
       }
     }
     this.lastRun = t;

@@ -183,7 +183,7 @@ export function* kthreadStop(k: Kernel, t: Task): KGen<number> {
   t.notifySignal = true; // set_notify_signal(): interrupts an interruptible sleep
   k.tryToWakeUp(t, TASK_INTERRUPTIBLE | TASK_UNINTERRUPTIBLE);
   yield* waitForCompletion(k, kt.exited);
-  k.emit('kthread_stop_ret', `ret=${kt.result}`);
+  if (k.trace.enabled) k.emit('kthread_stop_ret', `ret=${kt.result}`);
   return kt.result;
 }
 

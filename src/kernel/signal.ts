@@ -282,10 +282,11 @@ export function sendSignal(
       completeSignal(k, sig, t, group);
     }
   }
-  k.emit(
-    'signal_generate',
-    `sig=${sig} errno=0 code=${info.code} comm=${t.comm} pid=${t.pid} grp=${group ? 1 : 0} res=${res}`,
-  );
+  if (k.trace.enabled)
+    k.emit(
+      'signal_generate',
+      `sig=${sig} errno=0 code=${info.code} comm=${t.comm} pid=${t.pid} grp=${group ? 1 : 0} res=${res}`,
+    );
   return res;
 }
 
@@ -449,7 +450,7 @@ export function* tryToFreeze(k: Kernel): KGen<boolean> {
   const t = k.current!;
   if (!freezing(k, t)) return false;
   frozenTasks.add(t);
-  k.emit('freezer', `frozen comm=${t.comm} pid=${t.pid}`);
+  if (k.trace.enabled) k.emit('freezer', `frozen comm=${t.comm} pid=${t.pid}`);
   while (freezing(k, t)) {
     t.state = TASK_FROZEN;
     yield Op.Schedule;
@@ -530,7 +531,8 @@ export function* getSignal(k: Kernel): KGen<KSignal> {
         signr = SIGKILL;
         cur.pending.signal &= ~sigmask(SIGKILL);
         cur.pending.list = cur.pending.list.filter((i) => i.signo !== SIGKILL);
-        k.emit('signal_deliver', `sig=${SIGKILL} errno=0 code=0 sa_handler=0 sa_flags=0`);
+        if (k.trace.enabled)
+          k.emit('signal_deliver', `sig=${SIGKILL} errno=0 code=0 sa_handler=0 sa_flags=0`);
         recalcSigpending(k, cur);
         // "Has this task already been marked for death?": a group exit or an exec's
         // de_thread() both `goto fatal` (do_group_exit, or return to a PF_USER_WORKER)
@@ -553,10 +555,11 @@ export function* getSignal(k: Kernel): KGen<KSignal> {
         }
         signr = info.signo;
         const ka = sighand.action[signr] ?? DEFAULT_SIGACTION;
-        k.emit(
-          'signal_deliver',
-          `sig=${signr} errno=0 code=${info.code} sa_handler=${ka.handler.toString(16)} sa_flags=${ka.flags.toString(16)}`,
-        );
+        if (k.trace.enabled)
+          k.emit(
+            'signal_deliver',
+            `sig=${signr} errno=0 code=${info.code} sa_handler=${ka.handler.toString(16)} sa_flags=${ka.flags.toString(16)}`,
+          );
         if (ka.handler === SIG_IGN) continue;
         if (ka.handler !== SIG_DFL) {
           if (ka.flags & SA_RESETHAND) sighand.action[signr] = DEFAULT_SIGACTION;
@@ -611,7 +614,7 @@ function* doCoredump(k: Kernel, signr: number): KGen<void> {
   }
   signal.coreState = { nrThreads: nr, dumper: cur, startup };
   if (nr > 0) yield* waitForCompletion(k, startup);
-  k.emit('coredump', `comm=${cur.comm} pid=${cur.pid} sig=${signr}`);
+  if (k.trace.enabled) k.emit('coredump', `comm=${cur.comm} pid=${cur.pid} sig=${signr}`);
 }
 
 /** models coredump_task_exit(): a thread dying during a coredump checks in with the dumper. */

@@ -38,7 +38,7 @@ import {
 import type { Kernel } from './kernel.js';
 import { MM } from './mm.js';
 import { RLIMIT_NOFILE, RLIMIT_NPROC, type Rlimit } from './rlimit.js';
-import { complete, type KGen, Op, sleepFor, WaitQueue, waitEvent } from './sched.js';
+import { complete, type KGen, Op, signalPendingState, sleepFor, WaitQueue, waitEvent } from './sched.js';
 import {
   CLONE_FILES,
   CLONE_FS,
@@ -58,6 +58,7 @@ import {
   PF_NO_SETAFFINITY,
   PF_NPROC_EXCEEDED,
   TASK_INTERRUPTIBLE,
+  TASK_RUNNING,
   WEXITED,
 } from './sched-consts.js';
 import {
@@ -127,11 +128,14 @@ export class Sys {
   }
 
   /** Syscall entry/exit: cost, body, return to user mode with signal delivery and restart. */
-  private *syscall<T>(body: () => KGen<Result<T>>): KGen<Result<T>> {
+  private *syscall<A extends unknown[], T>(
+    body: (this: Sys, ...a: A) => KGen<Result<T>>,
+    args: A,
+  ): KGen<Result<T>> {
     const k = this.k;
     for (;;) {
       k.charge(k.profile.costs.syscall);
-      const r = yield* body();
+      const r = yield* body.apply(this, args);
       const restart =
         !r.ok &&
         (r.errno === Errno.ERESTARTSYS ||
@@ -191,35 +195,36 @@ export class Sys {
 
   /** clone(2): legacy flags word (low 8 bits: exit signal); the child runs `child`. */
   *clone(flags: number, child: Program, extra: Partial<KernelCloneArgs> = {}): KGen<Result<number>> {
-    return yield* this.syscall(() =>
-      kernelClone(this.k, {
-        ...extra,
-        flags: (flags & ~CSIGNAL) >>> 0,
-        exitSignal: flags & CSIGNAL,
-        fn: programBody(child),
-      }),
+    return yield* this.syscall(
+      () =>
+        kernelClone(this.k, {
+          ...extra,
+          flags: (flags & ~CSIGNAL) >>> 0,
+          exitSignal: flags & CSIGNAL,
+          fn: programBody(child),
+        }),
+      [],
     );
   }
 
   /** clone3(2) */
   *clone3(args: Clone3Args, child: Program, into?: Cgroup): KGen<Result<number>> {
-    return yield* this.syscall(
-      function* (this: Sys): KGen<Result<number>> {
-        const v = clone3ArgsValid(args);
-        if (!v.ok) return v;
-        if (hasFlag(args.flags, CLONE_INTO_CGROUP) && !into) return err(Errno.EBADF);
-        const ka: KernelCloneArgs = {
-          flags: args.flags,
-          exitSignal: args.exitSignal,
-          fn: programBody(child),
-          cgroup: into ?? null,
-        };
-        if (args.setTid) ka.setTid = args.setTid;
-        if (args.pidfd !== undefined) ka.pidfd = args.pidfd;
-        if (args.parentTid !== undefined) ka.parentTid = args.parentTid;
-        return yield* kernelClone(this.k, ka);
-      }.bind(this),
-    );
+    return yield* this.syscall(this.clone3Body, [args, child, into]);
+  }
+  private *clone3Body(args: Clone3Args, child: Program, into?: Cgroup): KGen<Result<number>> {
+    const v = clone3ArgsValid(args);
+    if (!v.ok) return v;
+    if (hasFlag(args.flags, CLONE_INTO_CGROUP) && !into) return err(Errno.EBADF);
+    const ka: KernelCloneArgs = {
+      flags: args.flags,
+      exitSignal: args.exitSignal,
+      fn: programBody(child),
+      cgroup: into ?? null,
+    };
+    if (args.setTid) ka.setTid = args.setTid;
+    if (args.pidfd !== undefined) ka.pidfd = args.pidfd;
+    if (args.parentTid !== undefined) ka.parentTid = args.parentTid;
+    return yield* kernelClone(this.k, ka);
   }
 
   /** fork(2) */
@@ -257,100 +262,95 @@ export class Sys {
 
   /** wait4(2): WEXITED implied. */
   *wait4(pid: number, options = 0): KGen<Result<WaitResult>> {
-    return yield* this.syscall(() => doWait(this.k, pid, options | WEXITED));
+    return yield* this.syscall(() => doWait(this.k, pid, options | WEXITED), []);
   }
 
   /** waitid(2)-style: options as given (WEXITED/WSTOPPED/WCONTINUED explicit). */
   *waitid(pid: number, options: number): KGen<Result<WaitResult>> {
     if (!(options & (WEXITED | 2 | 8))) return err(Errno.EINVAL);
-    return yield* this.syscall(() => doWait(this.k, pid, options));
+    return yield* this.syscall(() => doWait(this.k, pid, options), []);
   }
 
   /** kill(2): process-directed. pid -1 = every process the caller may signal except init and itself. */
   *kill(pid: number, sig: number): KGen<Result<void>> {
-    return yield* this.syscall(
-      function* (this: Sys): KGen<Result<void>> {
-        if (sig < 0 || sig > 64) return err(Errno.EINVAL);
-        const ns = this.task.activePidNs()!;
-        if (pid > 0) {
-          const t = this.k.findTaskByVpid(pid, ns);
-          if (!t?.alive) return err(Errno.ESRCH);
-          return sendSignalFromUser(this.k, this.task, sig, t.groupLeader, true);
-        }
-        if (pid === -1) {
-          let any = false;
-          for (const t of this.k.liveTasks()) {
-            if (!t.threadGroupLeader() || t.pid <= 1 || t.signal === this.task.signal || t.isKthread())
-              continue;
-            if (!t.pidIn(ns)) continue;
-            if (sendSignalFromUser(this.k, this.task, sig, t, true).ok) any = true;
-          }
-          return any ? ok() : err(Errno.ESRCH);
-        }
-        return err(Errno.ESRCH);
-      }.bind(this),
-    );
+    return yield* this.syscall(this.killBody, [pid, sig]);
+  }
+  private *killBody(pid: number, sig: number): KGen<Result<void>> {
+    if (sig < 0 || sig > 64) return err(Errno.EINVAL);
+    const ns = this.task.activePidNs()!;
+    if (pid > 0) {
+      const t = this.k.findTaskByVpid(pid, ns);
+      if (!t?.alive) return err(Errno.ESRCH);
+      return sendSignalFromUser(this.k, this.task, sig, t.groupLeader, true);
+    }
+    if (pid === -1) {
+      let any = false;
+      for (const t of this.k.liveTasks()) {
+        if (!t.threadGroupLeader() || t.pid <= 1 || t.signal === this.task.signal || t.isKthread()) continue;
+        if (!t.pidIn(ns)) continue;
+        if (sendSignalFromUser(this.k, this.task, sig, t, true).ok) any = true;
+      }
+      return any ? ok() : err(Errno.ESRCH);
+    }
+    return err(Errno.ESRCH);
   }
 
   /** tgkill(2): thread-directed. */
   *tgkill(tgid: number, tid: number, sig: number): KGen<Result<void>> {
-    return yield* this.syscall(
-      function* (this: Sys): KGen<Result<void>> {
-        if (tgid <= 0 || tid <= 0 || sig < 0 || sig > 64) return err(Errno.EINVAL);
-        const t = this.k.findTaskByVpid(tid, this.task.activePidNs()!);
-        if (!t?.alive || t.tgidIn(this.task.activePidNs()!) !== tgid) return err(Errno.ESRCH);
-        return sendSignalFromUser(this.k, this.task, sig, t, false, SI_TKILL);
-      }.bind(this),
-    );
+    return yield* this.syscall(this.tgkillBody, [tgid, tid, sig]);
+  }
+  private *tgkillBody(tgid: number, tid: number, sig: number): KGen<Result<void>> {
+    if (tgid <= 0 || tid <= 0 || sig < 0 || sig > 64) return err(Errno.EINVAL);
+    const t = this.k.findTaskByVpid(tid, this.task.activePidNs()!);
+    if (!t?.alive || t.tgidIn(this.task.activePidNs()!) !== tgid) return err(Errno.ESRCH);
+    return sendSignalFromUser(this.k, this.task, sig, t, false, SI_TKILL);
   }
 
   /** rt_sigaction(2): SIGKILL/SIGSTOP → EINVAL. Returns the old action. */
   *rtSigaction(sig: number, act: Partial<SigAction> | null): KGen<Result<SigAction>> {
-    return yield* this.syscall(
-      function* (this: Sys): KGen<Result<SigAction>> {
-        if (sig < 1 || sig > 64 || (act && (sig === SIGKILL || sig === SIGSTOP))) return err(Errno.EINVAL);
-        const sh = this.task.sighand;
-        const old = sh.action[sig] ?? DEFAULT_SIGACTION;
-        if (act) {
-          const nw: SigAction = {
-            handler: act.handler ?? SIG_DFL,
-            flags: act.flags ?? 0,
-            mask: act.mask ?? 0n,
-          };
-          sh.action[sig] = nw;
-          // POSIX: setting SIG_IGN (or SIG_DFL for a default-ignored signal) discards pending ones
-          if (nw.handler === SIG_IGN || (nw.handler === SIG_DFL && [SIGCHLD, 18, 23, 28].includes(sig))) {
-            const m = sigmask(sig);
-            for (const t of this.task.signal.threads) {
-              t.pending.signal &= ~m;
-              t.pending.list = t.pending.list.filter((i) => i.signo !== sig);
-            }
-            this.task.signal.sharedPending.signal &= ~m;
-            this.task.signal.sharedPending.list = this.task.signal.sharedPending.list.filter(
-              (i) => i.signo !== sig,
-            );
-          }
+    return yield* this.syscall(this.rtSigactionBody, [sig, act]);
+  }
+  private *rtSigactionBody(sig: number, act: Partial<SigAction> | null): KGen<Result<SigAction>> {
+    if (sig < 1 || sig > 64 || (act && (sig === SIGKILL || sig === SIGSTOP))) return err(Errno.EINVAL);
+    const sh = this.task.sighand;
+    const old = sh.action[sig] ?? DEFAULT_SIGACTION;
+    if (act) {
+      const nw: SigAction = {
+        handler: act.handler ?? SIG_DFL,
+        flags: act.flags ?? 0,
+        mask: act.mask ?? 0n,
+      };
+      sh.action[sig] = nw;
+      // POSIX: setting SIG_IGN (or SIG_DFL for a default-ignored signal) discards pending ones
+      if (nw.handler === SIG_IGN || (nw.handler === SIG_DFL && [SIGCHLD, 18, 23, 28].includes(sig))) {
+        const m = sigmask(sig);
+        for (const t of this.task.signal.threads) {
+          t.pending.signal &= ~m;
+          t.pending.list = t.pending.list.filter((i) => i.signo !== sig);
         }
-        return ok(old);
-      }.bind(this),
-    );
+        this.task.signal.sharedPending.signal &= ~m;
+        this.task.signal.sharedPending.list = this.task.signal.sharedPending.list.filter(
+          (i) => i.signo !== sig,
+        );
+      }
+    }
+    return ok(old);
   }
 
   /** rt_sigprocmask(2) */
   *rtSigprocmask(how: number, set: SigSet | null): KGen<Result<SigSet>> {
-    return yield* this.syscall(
-      function* (this: Sys): KGen<Result<SigSet>> {
-        const t = this.task;
-        const old = t.blocked;
-        if (set !== null) {
-          if (how === SIG_BLOCK) setCurrentBlocked(this.k, t, old | set);
-          else if (how === SIG_UNBLOCK) setCurrentBlocked(this.k, t, old & ~set);
-          else if (how === SIG_SETMASK) setCurrentBlocked(this.k, t, set);
-          else return err(Errno.EINVAL);
-        }
-        return ok(old);
-      }.bind(this),
-    );
+    return yield* this.syscall(this.rtSigprocmaskBody, [how, set]);
+  }
+  private *rtSigprocmaskBody(how: number, set: SigSet | null): KGen<Result<SigSet>> {
+    const t = this.task;
+    const old = t.blocked;
+    if (set !== null) {
+      if (how === SIG_BLOCK) setCurrentBlocked(this.k, t, old | set);
+      else if (how === SIG_UNBLOCK) setCurrentBlocked(this.k, t, old & ~set);
+      else if (how === SIG_SETMASK) setCurrentBlocked(this.k, t, set);
+      else return err(Errno.EINVAL);
+    }
+    return ok(old);
   }
 
   /** setrlimit(2) on the caller. */
@@ -364,112 +364,108 @@ export class Sys {
    * process needs matching uids/gids or CAP_SYS_RESOURCE (EPERM); ESRCH if absent.
    */
   *prlimit(pid: number, resource: number, lim: Rlimit | null): KGen<Result<void>> {
-    return yield* this.syscall(
-      function* (this: Sys): KGen<Result<void>> {
-        if (resource < 0 || resource >= 16) return err(Errno.EINVAL);
-        const k = this.k;
-        const t = pid === 0 ? this.task : k.findTaskByVpid(pid, this.task.activePidNs()!);
-        if (!t?.alive) return err(Errno.ESRCH);
-        const c = this.task.cred;
-        if (t.signal !== this.task.signal) {
-          const tc = t.cred;
-          const same =
-            c.uid === tc.euid &&
-            c.uid === tc.suid &&
-            c.uid === tc.uid &&
-            c.gid === tc.egid &&
-            c.gid === tc.sgid &&
-            c.gid === tc.gid;
-          if (!same && !credCapable(c, tc.userNs, CAP_SYS_RESOURCE)) return err(Errno.EPERM);
-        }
-        if (!lim) return ok();
-        if (lim.cur > lim.max) return err(Errno.EINVAL);
-        const old = t.signal.rlim[resource]!;
-        if (lim.max > old.max && !capable(k, c, CAP_SYS_RESOURCE)) return err(Errno.EPERM);
-        if (resource === RLIMIT_NOFILE && lim.max > 1048576) return err(Errno.EPERM);
-        t.signal.rlim[resource] = { cur: lim.cur, max: lim.max };
-        return ok();
-      }.bind(this),
-    );
+    return yield* this.syscall(this.prlimitBody, [pid, resource, lim]);
+  }
+  private *prlimitBody(pid: number, resource: number, lim: Rlimit | null): KGen<Result<void>> {
+    if (resource < 0 || resource >= 16) return err(Errno.EINVAL);
+    const k = this.k;
+    const t = pid === 0 ? this.task : k.findTaskByVpid(pid, this.task.activePidNs()!);
+    if (!t?.alive) return err(Errno.ESRCH);
+    const c = this.task.cred;
+    if (t.signal !== this.task.signal) {
+      const tc = t.cred;
+      const same =
+        c.uid === tc.euid &&
+        c.uid === tc.suid &&
+        c.uid === tc.uid &&
+        c.gid === tc.egid &&
+        c.gid === tc.sgid &&
+        c.gid === tc.gid;
+      if (!same && !credCapable(c, tc.userNs, CAP_SYS_RESOURCE)) return err(Errno.EPERM);
+    }
+    if (!lim) return ok();
+    if (lim.cur > lim.max) return err(Errno.EINVAL);
+    const old = t.signal.rlim[resource]!;
+    if (lim.max > old.max && !capable(k, c, CAP_SYS_RESOURCE)) return err(Errno.EPERM);
+    if (resource === RLIMIT_NOFILE && lim.max > 1048576) return err(Errno.EPERM);
+    t.signal.rlim[resource] = { cur: lim.cur, max: lim.max };
+    return ok();
   }
 
   /** setresuid(2) on this thread (glibc broadcasts to all threads; the raw syscall does not). -1 keeps a value. */
   *setresuid(ruid: number, euid: number, suid: number): KGen<Result<void>> {
-    return yield* this.syscall(
-      function* (this: Sys): KGen<Result<void>> {
-        const old = this.task.cred;
-        const allowed = [old.uid, old.euid, old.suid];
-        const priv = credCapable(old, old.userNs, CAP_SETUID);
-        for (const v of [ruid, euid, suid])
-          if (v !== -1 && !priv && !allowed.includes(v)) return err(Errno.EPERM);
-        const nu = ruid === -1 ? old.uid : ruid;
-        const ne = euid === -1 ? old.euid : euid;
-        let nc: Cred = { ...old, uid: nu, euid: ne, suid: suid === -1 ? old.suid : suid, fsuid: ne };
-        if (nu !== old.uid) nc = { ...nc, ucounts: this.k.ucounts.get(old.userNs, nu) };
-        nc = capEmulateSetxuid(nc, old);
-        commitCreds(this.k, this.task, nc);
-        // flag_nproc_exceeded(): checked again at execve
-        if (nu !== old.uid) {
-          const over = isRlimitOverlimit(this.k, nc.ucounts, this.task.signal.rlim[RLIMIT_NPROC]!.cur);
-          if (over && !(nu === 0 && nc.userNs === this.k.initUserNs)) this.task.flags |= PF_NPROC_EXCEEDED;
-          else this.task.flags &= ~PF_NPROC_EXCEEDED;
-        }
-        return ok();
-      }.bind(this),
-    );
+    return yield* this.syscall(this.setresuidBody, [ruid, euid, suid]);
+  }
+  private *setresuidBody(ruid: number, euid: number, suid: number): KGen<Result<void>> {
+    const old = this.task.cred;
+    const allowed = [old.uid, old.euid, old.suid];
+    const priv = credCapable(old, old.userNs, CAP_SETUID);
+    for (const v of [ruid, euid, suid])
+      if (v !== -1 && !priv && !allowed.includes(v)) return err(Errno.EPERM);
+    const nu = ruid === -1 ? old.uid : ruid;
+    const ne = euid === -1 ? old.euid : euid;
+    let nc: Cred = { ...old, uid: nu, euid: ne, suid: suid === -1 ? old.suid : suid, fsuid: ne };
+    if (nu !== old.uid) nc = { ...nc, ucounts: this.k.ucounts.get(old.userNs, nu) };
+    nc = capEmulateSetxuid(nc, old);
+    commitCreds(this.k, this.task, nc);
+    // flag_nproc_exceeded(): checked again at execve
+    if (nu !== old.uid) {
+      const over = isRlimitOverlimit(this.k, nc.ucounts, this.task.signal.rlim[RLIMIT_NPROC]!.cur);
+      if (over && !(nu === 0 && nc.userNs === this.k.initUserNs)) this.task.flags |= PF_NPROC_EXCEEDED;
+      else this.task.flags &= ~PF_NPROC_EXCEEDED;
+    }
+    return ok();
   }
 
   /** capset(2) on the caller: new sets must be subsets (permitted ⊆ old permitted, effective ⊆ new permitted). */
   *capset(effective: CapSet, permitted: CapSet, inheritable: CapSet): KGen<Result<void>> {
-    return yield* this.syscall(
-      function* (this: Sys): KGen<Result<void>> {
-        const old = this.task.cred;
-        if ((permitted & ~old.capPermitted) !== 0n) return err(Errno.EPERM);
-        if ((effective & ~permitted) !== 0n) return err(Errno.EPERM);
-        if ((inheritable & ~(old.capInheritable | old.capPermitted)) !== 0n) return err(Errno.EPERM);
-        commitCreds(this.k, this.task, {
-          ...old,
-          capEffective: effective,
-          capPermitted: permitted,
-          capInheritable: inheritable,
-        });
-        return ok();
-      }.bind(this),
-    );
+    return yield* this.syscall(this.capsetBody, [effective, permitted, inheritable]);
+  }
+  private *capsetBody(effective: CapSet, permitted: CapSet, inheritable: CapSet): KGen<Result<void>> {
+    const old = this.task.cred;
+    if ((permitted & ~old.capPermitted) !== 0n) return err(Errno.EPERM);
+    if ((effective & ~permitted) !== 0n) return err(Errno.EPERM);
+    if ((inheritable & ~(old.capInheritable | old.capPermitted)) !== 0n) return err(Errno.EPERM);
+    commitCreds(this.k, this.task, {
+      ...old,
+      capEffective: effective,
+      capPermitted: permitted,
+      capInheritable: inheritable,
+    });
+    return ok();
   }
 
   /** prctl(2): PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, PR_SET_NAME. */
   *prctl(option: number, arg: number | string): KGen<Result<void>> {
-    return yield* this.syscall(
-      function* (this: Sys): KGen<Result<void>> {
-        const t = this.task;
-        if (option === PR_SET_CHILD_SUBREAPER) {
-          t.signal.isChildSubreaper = !!arg;
-          // kernel/sys.c: walk_process_tree(me, propagate_has_child_subreaper): every descendant
-          if (arg) {
-            const walk = (p: Task): void => {
-              for (const th of p.signal.threads)
-                for (const c of th.children) {
-                  if (c.signal.hasChildSubreaper) continue;
-                  c.signal.hasChildSubreaper = true;
-                  walk(c);
-                }
-            };
-            walk(t);
-          }
-          return ok();
-        }
-        if (option === PR_SET_PDEATHSIG) {
-          t.pdeathSignal = Number(arg);
-          return ok();
-        }
-        if (option === PR_SET_NAME) {
-          setTaskComm(this.k, t, String(arg));
-          return ok();
-        }
-        return err(Errno.EINVAL);
-      }.bind(this),
-    );
+    return yield* this.syscall(this.prctlBody, [option, arg]);
+  }
+  private *prctlBody(option: number, arg: number | string): KGen<Result<void>> {
+    const t = this.task;
+    if (option === PR_SET_CHILD_SUBREAPER) {
+      t.signal.isChildSubreaper = !!arg;
+      // kernel/sys.c: walk_process_tree(me, propagate_has_child_subreaper): every descendant
+      if (arg) {
+        const walk = (p: Task): void => {
+          for (const th of p.signal.threads)
+            for (const c of th.children) {
+              if (c.signal.hasChildSubreaper) continue;
+              c.signal.hasChildSubreaper = true;
+              walk(c);
+            }
+        };
+        walk(t);
+      }
+      return ok();
+    }
+    if (option === PR_SET_PDEATHSIG) {
+      t.pdeathSignal = Number(arg);
+      return ok();
+    }
+    if (option === PR_SET_NAME) {
+      setTaskComm(this.k, t, String(arg));
+      return ok();
+    }
+    return err(Errno.EINVAL);
   }
 
   /**
@@ -478,51 +474,44 @@ export class Sys {
    * CAP_SYS_ADMIN in the (new) user ns (EPERM). CLONE_NEWPID changes only pid_ns_for_children.
    */
   *unshare(flagsIn: number): KGen<Result<void>> {
-    return yield* this.syscall(
-      function* (this: Sys): KGen<Result<void>> {
-        const k = this.k;
-        const t = this.task;
-        let flags = flagsIn;
-        const allowed =
-          CLONE_THREAD |
-          CLONE_FS |
-          CLONE_NEW_MASK |
-          CLONE_FILES |
-          CLONE_SIGHAND |
-          CLONE_VM |
-          CLONE_SYSVSEM |
-          CLONE_NEWTIME;
-        if ((flags & ~allowed) >>> 0) return err(Errno.EINVAL);
-        if (flags & CLONE_NEWUSER) flags |= CLONE_THREAD | CLONE_FS;
-        if (flags & (CLONE_THREAD | CLONE_SIGHAND | CLONE_VM) && !t.threadGroupEmpty())
-          return err(Errno.EINVAL);
-        let cred = t.cred;
-        if (flags & CLONE_NEWUSER) {
-          if (t.fs && t.fs.users > 1) return err(Errno.EINVAL);
-          const uns = new UserNamespace(
-            k.nextNsInum(),
-            cred.userNs,
-            cred.euid,
-            t.signal.rlim[RLIMIT_NPROC]!.cur,
-          );
-          cred = {
-            ...cred,
-            userNs: uns,
-            ucounts: k.ucounts.get(uns, cred.uid),
-            capPermitted: CAP_FULL_SET,
-            capEffective: CAP_FULL_SET,
-          };
-        }
-        const nsFlags = (flags & (CLONE_NEW_MASK & ~CLONE_NEWUSER)) | (flags & CLONE_NEWTIME);
-        if (nsFlags) {
-          const r = createNewNamespaces(k, cred, t.nsproxy!, nsFlags);
-          if (!r.ok) return r;
-          if (cred !== t.cred) commitCreds(k, t, cred);
-          t.nsproxy = r.value;
-        } else if (cred !== t.cred) commitCreds(k, t, cred);
-        return ok();
-      }.bind(this),
-    );
+    return yield* this.syscall(this.unshareBody, [flagsIn]);
+  }
+  private *unshareBody(flagsIn: number): KGen<Result<void>> {
+    const k = this.k;
+    const t = this.task;
+    let flags = flagsIn;
+    const allowed =
+      CLONE_THREAD |
+      CLONE_FS |
+      CLONE_NEW_MASK |
+      CLONE_FILES |
+      CLONE_SIGHAND |
+      CLONE_VM |
+      CLONE_SYSVSEM |
+      CLONE_NEWTIME;
+    if ((flags & ~allowed) >>> 0) return err(Errno.EINVAL);
+    if (flags & CLONE_NEWUSER) flags |= CLONE_THREAD | CLONE_FS;
+    if (flags & (CLONE_THREAD | CLONE_SIGHAND | CLONE_VM) && !t.threadGroupEmpty()) return err(Errno.EINVAL);
+    let cred = t.cred;
+    if (flags & CLONE_NEWUSER) {
+      if (t.fs && t.fs.users > 1) return err(Errno.EINVAL);
+      const uns = new UserNamespace(k.nextNsInum(), cred.userNs, cred.euid, t.signal.rlim[RLIMIT_NPROC]!.cur);
+      cred = {
+        ...cred,
+        userNs: uns,
+        ucounts: k.ucounts.get(uns, cred.uid),
+        capPermitted: CAP_FULL_SET,
+        capEffective: CAP_FULL_SET,
+      };
+    }
+    const nsFlags = (flags & (CLONE_NEW_MASK & ~CLONE_NEWUSER)) | (flags & CLONE_NEWTIME);
+    if (nsFlags) {
+      const r = createNewNamespaces(k, cred, t.nsproxy!, nsFlags);
+      if (!r.ok) return r;
+      if (cred !== t.cred) commitCreds(k, t, cred);
+      t.nsproxy = r.value;
+    } else if (cred !== t.cred) commitCreds(k, t, cred);
+    return ok();
   }
 
   /**
@@ -530,151 +519,136 @@ export class Sys {
    * CAP_SYS_NICE → EPERM; the mask is limited to the cpuset's cpus; empty → EINVAL.
    */
   *schedSetaffinity(pid: number, mask: number): KGen<Result<void>> {
-    return yield* this.syscall(
-      function* (this: Sys): KGen<Result<void>> {
-        const k = this.k;
-        const t = pid === 0 ? this.task : k.findTaskByVpid(pid, this.task.activePidNs()!);
-        if (!t?.alive) return err(Errno.ESRCH);
-        if (t.flags & PF_NO_SETAFFINITY) return err(Errno.EINVAL);
-        const c = this.task.cred;
-        if (c.euid !== t.cred.euid && c.euid !== t.cred.uid && !credCapable(c, t.cred.userNs, CAP_SYS_NICE))
-          return err(Errno.EPERM);
-        const allowed = mask & t.cgroups[0]!.effectiveCpus(k);
-        if (!allowed) return err(Errno.EINVAL);
-        t.cpusAllowed = allowed;
-        return ok();
-      }.bind(this),
-    );
+    return yield* this.syscall(this.schedSetaffinityBody, [pid, mask]);
+  }
+  private *schedSetaffinityBody(pid: number, mask: number): KGen<Result<void>> {
+    const k = this.k;
+    const t = pid === 0 ? this.task : k.findTaskByVpid(pid, this.task.activePidNs()!);
+    if (!t?.alive) return err(Errno.ESRCH);
+    if (t.flags & PF_NO_SETAFFINITY) return err(Errno.EINVAL);
+    const c = this.task.cred;
+    if (c.euid !== t.cred.euid && c.euid !== t.cred.uid && !credCapable(c, t.cred.userNs, CAP_SYS_NICE))
+      return err(Errno.EPERM);
+    const allowed = mask & t.cgroups[0]!.effectiveCpus(k);
+    if (!allowed) return err(Errno.EINVAL);
+    t.cpusAllowed = allowed;
+    return ok();
   }
 
   /** openat(2) of a device or file registered with the kernel. */
   *open(path: string, flags = 0): KGen<Result<number>> {
-    return yield* this.syscall(
-      function* (this: Sys): KGen<Result<number>> {
-        const k = this.k;
-        const opener = k.devices.get(path);
-        if (!opener) return err(Errno.ENOENT);
-        const r = yield* opener(k, path, flags);
-        if (!r.ok) return r;
-        const files = this.task.files!;
-        const fd = files.install(
-          r.value,
-          (flags & O_CLOEXEC) !== 0,
-          this.task.signal.rlim[RLIMIT_NOFILE]!.cur,
-        );
-        if (!fd.ok) yield* fput(k, r.value);
-        return fd;
-      }.bind(this),
-    );
+    return yield* this.syscall(this.openBody, [path, flags]);
+  }
+  private *openBody(path: string, flags: number): KGen<Result<number>> {
+    const k = this.k;
+    const opener = k.devices.get(path);
+    if (!opener) return err(Errno.ENOENT);
+    const r = yield* opener(k, path, flags);
+    if (!r.ok) return r;
+    const files = this.task.files!;
+    const fd = files.install(r.value, (flags & O_CLOEXEC) !== 0, this.task.signal.rlim[RLIMIT_NOFILE]!.cur);
+    if (!fd.ok) yield* fput(k, r.value);
+    return fd;
   }
 
   /** close(2): the last reference runs release in this task. */
   *close(fd: number): KGen<Result<void>> {
-    return yield* this.syscall(
-      function* (this: Sys): KGen<Result<void>> {
-        const f = this.task.files?.remove(fd);
-        if (!f) return err(Errno.EBADF);
-        yield* fput(this.k, f);
-        return ok();
-      }.bind(this),
-    );
+    return yield* this.syscall(this.closeBody, [fd]);
+  }
+  private *closeBody(fd: number): KGen<Result<void>> {
+    const f = this.task.files?.remove(fd);
+    if (!f) return err(Errno.EBADF);
+    yield* fput(this.k, f);
+    return ok();
   }
 
   /** dup(2) */
   *dup(fd: number): KGen<Result<number>> {
-    return yield* this.syscall(
-      function* (this: Sys): KGen<Result<number>> {
-        const files = this.task.files!;
-        const f = files.get(fd);
-        if (!f) return err(Errno.EBADF);
-        f.count++;
-        const r = files.install(f, false, this.task.signal.rlim[RLIMIT_NOFILE]!.cur);
-        if (!r.ok) f.count--;
-        return r;
-      }.bind(this),
-    );
+    return yield* this.syscall(this.dupBody, [fd]);
+  }
+  private *dupBody(fd: number): KGen<Result<number>> {
+    const files = this.task.files!;
+    const f = files.get(fd);
+    if (!f) return err(Errno.EBADF);
+    f.count++;
+    const r = files.install(f, false, this.task.signal.rlim[RLIMIT_NOFILE]!.cur);
+    if (!r.ok) f.count--;
+    return r;
   }
 
   /** eventfd2(2) */
   *eventfd(initval: number, flags = 0): KGen<Result<number>> {
-    return yield* this.syscall(
-      function* (this: Sys): KGen<Result<number>> {
-        const f = new File(EVENTFD_OPS, 'anon_inode:[eventfd]', flags, new Eventfd(BigInt(initval), flags));
-        return this.task.files!.install(
-          f,
-          (flags & O_CLOEXEC) !== 0,
-          this.task.signal.rlim[RLIMIT_NOFILE]!.cur,
-        );
-      }.bind(this),
-    );
+    return yield* this.syscall(this.eventfdBody, [initval, flags]);
+  }
+  private *eventfdBody(initval: number, flags: number): KGen<Result<number>> {
+    const f = new File(EVENTFD_OPS, 'anon_inode:[eventfd]', flags, new Eventfd(BigInt(initval), flags));
+    return this.task.files!.install(f, (flags & O_CLOEXEC) !== 0, this.task.signal.rlim[RLIMIT_NOFILE]!.cur);
   }
 
   /** read(2) */
   *read(fd: number, len: number): KGen<Result<Uint8Array>> {
-    return yield* this.syscall(
-      function* (this: Sys): KGen<Result<Uint8Array>> {
-        const f = this.task.files?.get(fd);
-        if (!f) return err(Errno.EBADF);
-        if (!f.ops.read) return err(Errno.EINVAL);
-        return yield* f.ops.read(this.k, f, len);
-      }.bind(this),
-    );
+    return yield* this.syscall(this.readBody, [fd, len]);
+  }
+  private *readBody(fd: number, len: number): KGen<Result<Uint8Array>> {
+    const f = this.task.files?.get(fd);
+    if (!f) return err(Errno.EBADF);
+    if (!f.ops.read) return err(Errno.EINVAL);
+    return yield* f.ops.read(this.k, f, len);
   }
 
   /** write(2) */
   *write(fd: number, data: Uint8Array): KGen<Result<number>> {
-    return yield* this.syscall(
-      function* (this: Sys): KGen<Result<number>> {
-        const f = this.task.files?.get(fd);
-        if (!f) return err(Errno.EBADF);
-        if (!f.ops.write) return err(Errno.EINVAL);
-        return yield* f.ops.write(this.k, f, data);
-      }.bind(this),
-    );
+    return yield* this.syscall(this.writeBody, [fd, data]);
+  }
+  private *writeBody(fd: number, data: Uint8Array): KGen<Result<number>> {
+    const f = this.task.files?.get(fd);
+    if (!f) return err(Errno.EBADF);
+    if (!f.ops.write) return err(Errno.EINVAL);
+    return yield* f.ops.write(this.k, f, data);
   }
 
   /** ioctl(2): ENOTTY when the file has no ioctl. */
   *ioctl(fd: number, cmd: number, arg = 0): KGen<Result<number>> {
-    return yield* this.syscall(
-      function* (this: Sys): KGen<Result<number>> {
-        const f = this.task.files?.get(fd);
-        if (!f) return err(Errno.EBADF);
-        if (!f.ops.ioctl) return err(Errno.ENOTTY);
-        const r = yield* f.ops.ioctl(this.k, f, cmd >>> 0, arg);
-        return !r.ok && r.errno === Errno.ENOIOCTLCMD ? err(Errno.ENOTTY) : r;
-      }.bind(this),
-    );
+    return yield* this.syscall(this.ioctlBody, [fd, cmd, arg]);
+  }
+  private *ioctlBody(fd: number, cmd: number, arg: number): KGen<Result<number>> {
+    const f = this.task.files?.get(fd);
+    if (!f) return err(Errno.EBADF);
+    if (!f.ops.ioctl) return err(Errno.ENOTTY);
+    const r = yield* f.ops.ioctl(this.k, f, cmd >>> 0, arg);
+    return !r.ok && r.errno === Errno.ENOIOCTLCMD ? err(Errno.ENOTTY) : r;
   }
 
   /** mmap(2) of anonymous memory in the caller's address space. */
   *mmap(len: number, addr?: number): KGen<Result<number>> {
-    return yield* this.syscall(
-      function* (this: Sys): KGen<Result<number>> {
-        if (!this.task.mm) return err(Errno.EINVAL);
-        return this.task.mm.mmap(len, '[anon]', addr);
-      }.bind(this),
-    );
+    return yield* this.syscall(this.mmapBody, [len, addr]);
+  }
+  private *mmapBody(len: number, addr?: number): KGen<Result<number>> {
+    if (!this.task.mm) return err(Errno.EINVAL);
+    return this.task.mm.mmap(len, '[anon]', addr);
   }
 
   /** nanosleep(2): interruptible; -ERESTARTSYS becomes EINTR when a handler ran. */
   *nanosleep(ns: number): KGen<Result<void>> {
-    return yield* this.syscall(
-      function* (this: Sys): KGen<Result<void>> {
-        const fired = yield* sleepFor(this.k, ns, TASK_INTERRUPTIBLE);
-        return fired ? ok() : err(Errno.ERESTARTSYS);
-      }.bind(this),
-    );
+    return yield* this.syscall(this.nanosleepBody, [ns]);
+  }
+  private *nanosleepBody(ns: number): KGen<Result<void>> {
+    const fired = yield* sleepFor(this.k, ns, TASK_INTERRUPTIBLE);
+    return fired ? ok() : err(Errno.ERESTARTSYS);
   }
 
-  /** pause(2): sleep until a signal is delivered. */
+  /** pause(2): sleep interruptibly until a signal is delivered; -ERESTARTNOHAND. */
   *pause(): KGen<Result<void>> {
-    return yield* this.syscall(
-      function* (this: Sys): KGen<Result<void>> {
-        const wq = new WaitQueue();
-        yield* waitEvent(this.k, wq, () => false, TASK_INTERRUPTIBLE);
-        return err(Errno.ERESTARTNOHAND);
-      }.bind(this),
-    );
+    return yield* this.syscall(this.pauseBody, []);
+  }
+  private *pauseBody(): KGen<Result<void>> {
+    const t = this.task;
+    while (!signalPendingState(TASK_INTERRUPTIBLE, t)) {
+      t.state = TASK_INTERRUPTIBLE;
+      yield Op.Schedule;
+    }
+    t.state = TASK_RUNNING;
+    return err(Errno.ERESTARTNOHAND);
   }
 
   /**
@@ -684,40 +658,39 @@ export class Sys {
    * PTRACE_ATTACH sends SIGSTOP; options are stored as PT_* event flags.
    */
   *ptrace(request: number, pid: number, options = 0): KGen<Result<void>> {
-    return yield* this.syscall(
-      function* (this: Sys): KGen<Result<void>> {
-        const k = this.k;
-        const me = this.task;
-        const t = k.findTaskByVpid(pid, me.activePidNs()!);
-        if (!t?.alive) return err(Errno.ESRCH);
-        if (request === PTRACE_DETACH) {
-          if (t.parent !== me || !t.ptrace) return err(Errno.ESRCH);
-          t.ptrace = 0;
-          t.parent = t.realParent;
-          me.ptraced.delete(t);
-          return ok();
-        }
-        if (request !== PTRACE_ATTACH && request !== PTRACE_SEIZE) return err(Errno.EIO);
-        if (t.flags & PF_KTHREAD) return err(Errno.EPERM);
-        if (t.signal === me.signal) return err(Errno.EPERM);
-        if (t.ptrace || t.flags & 0x4) return err(Errno.EPERM);
-        const c = me.cred;
-        const tc = t.cred;
-        const sameIds =
-          c.uid === tc.euid &&
-          c.uid === tc.suid &&
-          c.uid === tc.uid &&
-          c.gid === tc.egid &&
-          c.gid === tc.sgid &&
-          c.gid === tc.gid;
-        if (!sameIds && !credCapable(c, tc.userNs, CAP_SYS_PTRACE)) return err(Errno.EPERM);
-        t.ptrace = PT_PTRACED | (request === PTRACE_SEIZE ? PT_SEIZED : 0) | (options << 3);
-        t.parent = me;
-        me.ptraced.add(t);
-        if (request === PTRACE_ATTACH) sendSignalFromUser(k, me, SIGSTOP, t, true);
-        return ok();
-      }.bind(this),
-    );
+    return yield* this.syscall(this.ptraceBody, [request, pid, options]);
+  }
+  private *ptraceBody(request: number, pid: number, options: number): KGen<Result<void>> {
+    const k = this.k;
+    const me = this.task;
+    const t = k.findTaskByVpid(pid, me.activePidNs()!);
+    if (!t?.alive) return err(Errno.ESRCH);
+    if (request === PTRACE_DETACH) {
+      if (t.parent !== me || !t.ptrace) return err(Errno.ESRCH);
+      t.ptrace = 0;
+      t.parent = t.realParent;
+      me.ptraced.delete(t);
+      return ok();
+    }
+    if (request !== PTRACE_ATTACH && request !== PTRACE_SEIZE) return err(Errno.EIO);
+    if (t.flags & PF_KTHREAD) return err(Errno.EPERM);
+    if (t.signal === me.signal) return err(Errno.EPERM);
+    if (t.ptrace || t.flags & 0x4) return err(Errno.EPERM);
+    const c = me.cred;
+    const tc = t.cred;
+    const sameIds =
+      c.uid === tc.euid &&
+      c.uid === tc.suid &&
+      c.uid === tc.uid &&
+      c.gid === tc.egid &&
+      c.gid === tc.sgid &&
+      c.gid === tc.gid;
+    if (!sameIds && !credCapable(c, tc.userNs, CAP_SYS_PTRACE)) return err(Errno.EPERM);
+    t.ptrace = PT_PTRACED | (request === PTRACE_SEIZE ? PT_SEIZED : 0) | (options << 3);
+    t.parent = me;
+    me.linkTracee(t);
+    if (request === PTRACE_ATTACH) sendSignalFromUser(k, me, SIGSTOP, t, true);
+    return ok();
   }
 
   /** ptrace options on an existing tracee (PTRACE_SETOPTIONS). */
@@ -776,7 +749,7 @@ export class Sys {
     t.flags &= ~PF_FORKNOEXEC;
     t.selfExecId++;
     t.execPath = path;
-    k.emit('sched_process_exec', `filename=${path} pid=${t.pid} old_pid=${oldPid}`);
+    if (k.trace.enabled) k.emit('sched_process_exec', `filename=${path} pid=${t.pid} old_pid=${oldPid}`);
     const code = yield* program(new Sys(t));
     return yield* doExit(k, ((code ?? 0) & 0xff) << 8);
   }
@@ -785,7 +758,7 @@ export class Sys {
 /** models __set_task_comm(): truncate to 15 characters; task_rename trace event. */
 export function setTaskComm(k: Kernel, t: Task, name: string): void {
   const nw = name.slice(0, 15);
-  k.emit('task_rename', `pid=${t.pid} oldcomm=${t.comm} newcomm=${nw} oom_score_adj=0`);
+  if (k.trace.enabled) k.emit('task_rename', `pid=${t.pid} oldcomm=${t.comm} newcomm=${nw} oom_score_adj=0`);
   t.comm = nw;
 }
 
@@ -867,8 +840,8 @@ function exchangeTids(k: Kernel, t: Task, leader: Task): void {
   t.exitSignal = leader.exitSignal;
   leader.exitSignal = -1;
   t.realParent.children.delete(leader);
-  t.realParent.children.add(t);
-  for (const c of leader.children) t.children.add(c);
+  t.realParent.linkChild(t);
+  for (const c of leader.children) t.linkChild(c);
   leader.children.clear();
   for (const th of t.signal.threads) th.groupLeader = t;
   for (const th of t.signal.threads) th.tgid = t.pid;

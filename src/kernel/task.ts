@@ -139,6 +139,23 @@ export type TaskBody = (t: Task) => KGen<number | undefined>;
 
 let taskSerial = 0;
 
+export interface PtraceEventRecord {
+  readonly event: string;
+  readonly tracee: Task;
+  readonly msg: number;
+}
+
+/** A set that can be read and shrunk but not grown through this view (children, ptraced). */
+export type ReadonlySetLike<T> = Pick<Set<T>, 'has' | 'size' | 'delete' | 'clear' | 'values' | 'forEach'> &
+  Iterable<T>;
+
+/** The shared empty view: deleting from it is a no-op, adding is a model bug. */
+const NO_TASKS: ReadonlySetLike<Task> = new (class extends Set<Task> {
+  override add(): this {
+    throw new Error('add to the shared empty task set');
+  }
+})();
+
 export class Task {
   /** the kernel this task belongs to */
   kernel!: Kernel;
@@ -166,16 +183,36 @@ export class Task {
   realParent!: Task;
   /** task->parent (the tracer while ptraced) */
   parent!: Task;
-  /** task->children: tasks whose real_parent is this task */
-  readonly children = new Set<Task>();
-  /** task->ptraced: tracees */
-  readonly ptraced = new Set<Task>();
+  private _children: Set<Task> | null = null;
+  private _ptraced: Set<Task> | null = null;
+  private _ptraceEvents: PtraceEventRecord[] | null = null;
+  /** task->children: tasks whose real_parent is this task (read view; add with linkChild) */
+  get children(): ReadonlySetLike<Task> {
+    return this._children ?? NO_TASKS;
+  }
+  /** task->ptraced: tracees (read view; add with linkTracee) */
+  get ptraced(): ReadonlySetLike<Task> {
+    return this._ptraced ?? NO_TASKS;
+  }
+  /** list_add(&child->sibling, &parent->children) */
+  linkChild(c: Task): void {
+    (this._children ??= new Set()).add(c);
+  }
+  /** list_add(&tracee->ptrace_entry, &tracer->ptraced) */
+  linkTracee(c: Task): void {
+    (this._ptraced ??= new Set()).add(c);
+  }
+  /** ptrace events delivered to this tracer (model record of PTRACE_EVENT_* stops) */
+  get ptraceEvents(): readonly PtraceEventRecord[] {
+    return this._ptraceEvents ?? [];
+  }
+  recordPtraceEvent(e: PtraceEventRecord): void {
+    (this._ptraceEvents ??= []).push(e);
+  }
   /** task->ptrace (PT_*) */
   ptrace = 0;
   /** ptrace options set by PTRACE_SEIZE/SETOPTIONS */
   ptraceOptions = 0;
-  /** ptrace events delivered to this tracer (model record of PTRACE_EVENT_* stops) */
-  readonly ptraceEvents: { event: string; tracee: Task; msg: number }[] = [];
   /** task->group_leader */
   groupLeader: Task = this;
   /** task->signal */
