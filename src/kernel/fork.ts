@@ -327,6 +327,18 @@ export function copyProcess(k: Kernel, args: KernelCloneArgs, trace = 0): Result
     current.parent.linkTracee(p);
   }
   cgroupPostFork(p, cgs);
+  if (pf && p.flags & pf)
+    p.workerOrigin = {
+      creator: current,
+      creatorMm: current.mm,
+      creatorNsproxy: current.nsproxy,
+      creatorCred: current.cred,
+      creatorCgroups: current.cgroups.slice(),
+      mm: p.mm,
+      nsproxy: p.nsproxy,
+      cred: p.cred,
+      cgroups: cgs.slice(),
+    };
   k.tasks.set(p.pid, p);
   k.nrThreads++;
   k.totalForks++;

@@ -5,7 +5,7 @@
 import type { Cgroup } from '../cgroup/cgroup.js';
 import { invariant } from './errno.js';
 import type { Kernel } from './kernel.js';
-import { EXIT_DEAD } from './sched-consts.js';
+import { EXIT_DEAD, TASK_UNINTERRUPTIBLE } from './sched-consts.js';
 
 /** Check every invariant of `k`; throws on the first violation. */
 export function checkInvariants(k: Kernel): void {
@@ -71,6 +71,25 @@ export function checkInvariants(k: Kernel): void {
         );
     }
   }
+  // a user worker shares its creator's mm, namespaces and creds, and starts in its cgroups
+  for (const t of hashed) {
+    const o = t.workerOrigin;
+    if (!o) continue;
+    invariant(o.mm === o.creatorMm, () => `user worker ${t} got another mm than its creator ${o.creator}`);
+    invariant(
+      o.nsproxy === o.creatorNsproxy,
+      () => `user worker ${t} got other namespaces than ${o.creator}`,
+    );
+    invariant(
+      o.cred.uid === o.creatorCred.uid && o.cred.userNs === o.creatorCred.userNs,
+      () => `user worker ${t} got other creds than ${o.creator}`,
+    );
+    invariant(
+      o.cgroups.every((c, i) => c === o.creatorCgroups[i]),
+      () => `user worker ${t} started outside its creator's cgroups`,
+    );
+    if (t.alive && !(t.flags & 0x4)) invariant(t.mm === o.mm, () => `user worker ${t} changed its mm`);
+  }
   // live tasks sit in the task list of their cgroup
   for (const t of hashed) {
     if (!t.alive) continue;
@@ -88,4 +107,27 @@ export function checkNoLeaks(k: Kernel, boot: { nrThreads: number }): void {
     () => `leak: ${k.nrThreads} tasks remain, ${boot.nrThreads} at boot: ${[...k.tasks.values()].join(', ')}`,
   );
   checkInvariants(k);
+}
+
+/** One edge of a wait-for graph: a task asleep on a queue, and who holds it (mutexes). */
+export interface WaitForEdge {
+  readonly task: string;
+  readonly waitsOn: string;
+  readonly heldBy: string | null;
+}
+
+/**
+ * Deadlock detection: when nothing is runnable and no timer is pending, every task asleep
+ * uninterruptibly on a wait queue can never be woken. Returns the wait-for graph, or null
+ * if the kernel is not stuck that way.
+ */
+export function findDeadlock(k: Kernel): WaitForEdge[] | null {
+  if (k.runqueue.length > 0 || k.pendingTimers > 0) return null;
+  const edges: WaitForEdge[] = [];
+  for (const t of k.tasks.values()) {
+    if (!t.alive || !t.waitingOn || !(t.state & TASK_UNINTERRUPTIBLE)) continue;
+    const holder = t.waitingOn.holder?.() ?? null;
+    edges.push({ task: String(t), waitsOn: t.waitingOn.name, heldBy: holder ? String(holder) : null });
+  }
+  return edges.length > 0 ? edges : null;
 }

@@ -53,6 +53,12 @@ export function signalPendingState(state: number, t: Task): boolean {
 /** A wait queue head: the set of sleepers, in arrival order. */
 export class WaitQueue {
   readonly waiters = new Set<Task>();
+  constructor(
+    /** what the queue belongs to, for wait-for graphs */
+    readonly name = 'wait_queue',
+    /** for a mutex: who holds it (the edge of a wait-for graph) */
+    readonly holder: (() => Task | null) | null = null,
+  ) {}
   /** models __wake_up(wq, mode, nr): wake up to `nr` sleepers (0 = all) whose state matches `mode`. */
   wakeUp(k: Kernel, mode = TASK_NORMAL, nr = 0): number {
     let woken = 0;
@@ -95,8 +101,10 @@ export function* waitEvent(k: Kernel, wq: WaitQueue, cond: () => boolean, state:
 /** struct completion */
 export class Completion {
   done = 0;
-  readonly wq = new WaitQueue();
-  constructor(readonly name: string) {}
+  readonly wq: WaitQueue;
+  constructor(readonly name: string) {
+    this.wq = new WaitQueue(`completion ${name}`);
+  }
 }
 
 /** models complete(): one waiter may proceed. */
@@ -127,8 +135,10 @@ export function* waitForCompletionKillable(k: Kernel, c: Completion): KGen<numbe
 /** struct mutex (sleeping lock; FIFO hand-over to the first waiter). */
 export class Mutex {
   owner: Task | null = null;
-  readonly wq = new WaitQueue();
-  constructor(readonly name: string) {}
+  readonly wq: WaitQueue;
+  constructor(readonly name: string) {
+    this.wq = new WaitQueue(`mutex ${name}`, () => this.owner);
+  }
 }
 
 /** models mutex_lock(): uninterruptible. Taking a mutex one already holds is a model bug. */

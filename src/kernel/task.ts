@@ -139,6 +139,19 @@ export type TaskBody = (t: Task) => KGen<number | undefined>;
 
 let taskSerial = 0;
 
+/** A user worker's inheritance record (checked by the invariants). */
+export interface WorkerOrigin {
+  readonly creator: Task;
+  readonly creatorMm: MM | null;
+  readonly creatorNsproxy: NsProxy | null;
+  readonly creatorCred: Cred;
+  readonly creatorCgroups: readonly Cgroup[];
+  readonly mm: MM | null;
+  readonly nsproxy: NsProxy | null;
+  readonly cred: Cred;
+  readonly cgroups: readonly Cgroup[];
+}
+
 export interface PtraceEventRecord {
   readonly event: string;
   readonly tracee: Task;
@@ -259,6 +272,8 @@ export class Task {
   vforkDone: Completion | null = null;
   /** task->worker_private / set_child_tid analogue: the kthread struct */
   kthread: KthreadInfo | null = null;
+  /** for a user worker: what its creator had when copy_process ran, and what it got */
+  workerOrigin: WorkerOrigin | null = null;
   /** vhost_task or user-worker bookkeeping attached by the creator */
   worker: unknown = null;
   /** the coroutine; null once dead or before start */
