@@ -153,7 +153,8 @@ function forgetOriginalParent(k: Kernel, father: Task, dead: Task[]): void {
     for (const t of p.signal.threads) {
       t.realParent = reaper;
       if (!t.ptrace) t.parent = reaper;
-      if (t.pdeathSignal) sendSignal(k, t.pdeathSignal, kernelSigInfo(t.pdeathSignal), t, false);
+      // group_send_sig_info(t->pdeath_signal, SEND_SIG_NOINFO, t, PIDTYPE_TGID)
+      if (t.pdeathSignal) sendSignal(k, t.pdeathSignal, { signo: t.pdeathSignal, code: 0, pid: 0, uid: 0 }, t, true);
     }
     reaper.linkChild(p);
     if (reaper.signal !== father.signal) reparentLeader(k, p, dead);

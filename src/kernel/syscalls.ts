@@ -10,6 +10,7 @@
 import { type Cgroup, cgroupMigrate } from '../cgroup/cgroup.js';
 import {
   CAP_FULL_SET,
+  CAP_SETPCAP,
   CAP_SETUID,
   CAP_SYS_NICE,
   CAP_SYS_PTRACE,
@@ -100,6 +101,9 @@ export type Program = (sys: Sys) => KGen<number | undefined>;
 export function programBody(prog: Program): TaskBody {
   return (t) => prog(new Sys(t));
 }
+
+/** An ignored action as flush_signal_handlers() leaves it: SIG_IGN with no flags or mask. */
+const IGNORED_SIGACTION: SigAction = Object.freeze({ handler: SIG_IGN, flags: 0, mask: 0n });
 
 /** Records of what user-mode signal handlers ran, per task (model observation). */
 export const caughtSignals = new WeakMap<Task, number[]>();
@@ -248,10 +252,14 @@ export class Sys {
     return r;
   }
 
-  /** exit(2): this thread only. */
+  /**
+   * exit(2): this thread only. The kernel passes (code & 0xff) << 8 to do_exit(); in this
+   * model do_wait() builds that status from exit_code itself (as it does for a program that
+   * returns, taskEntry), so the byte is passed.
+   */
   *exit(code: number): KGen<never> {
     this.k.charge(this.k.profile.costs.syscall);
-    return yield* doExit(this.k, (code & 0xff) << 8);
+    return yield* doExit(this.k, code & 0xff);
   }
 
   /** exit_group(2) */
@@ -284,13 +292,19 @@ export class Sys {
       return sendSignalFromUser(this.k, this.task, sig, t.groupLeader, true);
     }
     if (pid === -1) {
-      let any = false;
+      // kernel/signal.c kill_something_info(), v6.12: every process whose pid in the caller's
+      // namespace is > 1 (so that namespace's init is skipped, and tasks it cannot see) and
+      // that is not the caller's thread group; EPERM from one target is not reported, and
+      // ESRCH only when there was no target at all
+      let count = 0;
+      let retval: Result<void> = ok();
       for (const t of this.k.liveTasks()) {
-        if (!t.threadGroupLeader() || t.pid <= 1 || t.signal === this.task.signal || t.isKthread()) continue;
-        if (!t.pidIn(ns)) continue;
-        if (sendSignalFromUser(this.k, this.task, sig, t, true).ok) any = true;
+        if (!t.threadGroupLeader() || t.pidIn(ns) <= 1 || t.signal === this.task.signal) continue;
+        const r = sendSignalFromUser(this.k, this.task, sig, t, true);
+        count++;
+        if (r.ok || r.errno !== Errno.EPERM) retval = r;
       }
-      return any ? ok() : err(Errno.ESRCH);
+      return count ? retval : err(Errno.ESRCH);
     }
     return err(Errno.ESRCH);
   }
@@ -407,30 +421,39 @@ export class Sys {
     let nc: Cred = { ...old, uid: nu, euid: ne, suid: suid === -1 ? old.suid : suid, fsuid: ne };
     if (nu !== old.uid) nc = { ...nc, ucounts: this.k.ucounts.get(old.userNs, nu) };
     nc = capEmulateSetxuid(nc, old);
-    commitCreds(this.k, this.task, nc);
-    // flag_nproc_exceeded(): checked again at execve
+    // flag_nproc_exceeded(): runs before commit_creds(), so the new uid's count does not yet
+    // include this task; the failure is deferred to execve
     if (nu !== old.uid) {
       const over = isRlimitOverlimit(this.k, nc.ucounts, this.task.signal.rlim[RLIMIT_NPROC]!.cur);
       if (over && !(nu === 0 && nc.userNs === this.k.initUserNs)) this.task.flags |= PF_NPROC_EXCEEDED;
       else this.task.flags &= ~PF_NPROC_EXCEEDED;
     }
+    commitCreds(this.k, this.task, nc);
     return ok();
   }
 
-  /** capset(2) on the caller: new sets must be subsets (permitted ⊆ old permitted, effective ⊆ new permitted). */
+  /**
+   * capset(2) on the caller, models security/commoncap.c cap_capset(), v6.12: inheritable ⊆
+   * old inheritable | old permitted unless CAP_SETPCAP (cap_inh_is_capped), inheritable ⊆ old
+   * inheritable | bounding set, permitted ⊆ old permitted, effective ⊆ new permitted; all EPERM.
+   * Ambient bits no longer both permitted and inheritable are dropped.
+   */
   *capset(effective: CapSet, permitted: CapSet, inheritable: CapSet): KGen<Result<void>> {
     return yield* this.syscall(this.capsetBody, [effective, permitted, inheritable]);
   }
   private *capsetBody(effective: CapSet, permitted: CapSet, inheritable: CapSet): KGen<Result<void>> {
     const old = this.task.cred;
+    const inhCapped = !credCapable(old, old.userNs, CAP_SETPCAP);
+    if (inhCapped && (inheritable & ~(old.capInheritable | old.capPermitted)) !== 0n) return err(Errno.EPERM);
+    if ((inheritable & ~(old.capInheritable | old.capBset)) !== 0n) return err(Errno.EPERM);
     if ((permitted & ~old.capPermitted) !== 0n) return err(Errno.EPERM);
     if ((effective & ~permitted) !== 0n) return err(Errno.EPERM);
-    if ((inheritable & ~(old.capInheritable | old.capPermitted)) !== 0n) return err(Errno.EPERM);
     commitCreds(this.k, this.task, {
       ...old,
       capEffective: effective,
       capPermitted: permitted,
       capInheritable: inheritable,
+      capAmbient: old.capAmbient & permitted & inheritable,
     });
     return ok();
   }
@@ -458,7 +481,10 @@ export class Sys {
       return ok();
     }
     if (option === PR_SET_PDEATHSIG) {
-      t.pdeathSignal = Number(arg);
+      // kernel/sys.c prctl(): !valid_signal(arg2) → EINVAL (0 clears it)
+      const sig = Number(arg);
+      if (!Number.isInteger(sig) || sig < 0 || sig > 64) return err(Errno.EINVAL);
+      t.pdeathSignal = sig;
       return ok();
     }
     if (option === PR_SET_NAME) {
@@ -628,13 +654,23 @@ export class Sys {
     return this.task.mm.mmap(len, '[anon]', addr);
   }
 
-  /** nanosleep(2): interruptible; -ERESTARTSYS becomes EINTR when a handler ran. */
+  /**
+   * nanosleep(2), models hrtimer_nanosleep() → do_nanosleep(), v6.12: an interrupted sleep
+   * returns -ERESTART_RESTARTBLOCK, which arch/x86 handle_signal() turns into EINTR whenever a
+   * handler ran, SA_RESTART or not (signal(7)); with no handler, restart_syscall() runs
+   * hrtimer_nanosleep_restart(), which sleeps to the original absolute expiry. errno.ts has
+   * no ERESTART_RESTARTBLOCK: -ERESTARTNOHAND gets the same handler/no-handler treatment
+   * from syscall(), and `timer` carries the restart block's expiry.
+   */
   *nanosleep(ns: number): KGen<Result<void>> {
-    return yield* this.syscall(this.nanosleepBody, [ns]);
+    return yield* this.syscall(this.nanosleepBody, [ns, { expires: -1 }]);
   }
-  private *nanosleepBody(ns: number): KGen<Result<void>> {
-    const fired = yield* sleepFor(this.k, ns, TASK_INTERRUPTIBLE);
-    return fired ? ok() : err(Errno.ERESTARTSYS);
+  private *nanosleepBody(ns: number, timer: { expires: number }): KGen<Result<void>> {
+    const k = this.k;
+    if (timer.expires < 0) timer.expires = k.clock + ns;
+    else if (timer.expires <= k.clock) return ok();
+    const fired = yield* sleepFor(k, timer.expires - k.clock, TASK_INTERRUPTIBLE);
+    return fired ? ok() : err(Errno.ERESTARTNOHAND);
   }
 
   /** pause(2): sleep interruptibly until a signal is delivered; -ERESTARTNOHAND. */
@@ -732,9 +768,11 @@ export class Sys {
       t.sighand.count--;
       t.sighand = new Sighand(t.sighand);
     }
+    // flush_signal_handlers(t, 0): SIG_IGN stays, every other handler becomes SIG_DFL, and
+    // every action's sa_flags and sa_mask are cleared
     for (let s = 1; s < t.sighand.action.length; s++) {
       const a = t.sighand.action[s]!;
-      if (a.handler !== SIG_IGN) t.sighand.action[s] = DEFAULT_SIGACTION;
+      t.sighand.action[s] = a.handler === SIG_IGN ? IGNORED_SIGACTION : DEFAULT_SIGACTION;
     }
     // close-on-exec
     const files = t.files;
@@ -751,7 +789,8 @@ export class Sys {
     t.execPath = path;
     if (k.trace.enabled) k.emit('sched_process_exec', `filename=${path} pid=${t.pid} old_pid=${oldPid}`);
     const code = yield* program(new Sys(t));
-    return yield* doExit(k, ((code ?? 0) & 0xff) << 8);
+    // returning from the new image is exit(code): the status byte, as in exit() above
+    return yield* doExit(k, (code ?? 0) & 0xff);
   }
 }
 
@@ -768,11 +807,33 @@ export function setTaskComm(k: Kernel, t: Task, name: string): void {
  */
 export function commitCreds(k: Kernel, t: Task, nc: Cred): void {
   const old = t.cred;
+  // "dumpability changes": a new euid/egid/fsuid/fsgid or capabilities that are not a subset
+  // of the old ones clear pdeath_signal
+  if (
+    nc.euid !== old.euid ||
+    nc.egid !== old.egid ||
+    nc.fsuid !== old.fsuid ||
+    nc.fsgid !== old.fsgid ||
+    !credCapIssubset(old, nc)
+  )
+    t.pdeathSignal = 0;
   if (nc.ucounts !== old.ucounts) {
     incRlimitUcounts(k, nc.ucounts, 1);
     decRlimitUcounts(k, old.ucounts, 1);
   }
   t.cred = nc;
+}
+
+/**
+ * models kernel/cred.c cred_cap_issubset(set, subset), v6.12: in one user namespace, subset's
+ * permitted ⊆ set's; across namespaces, set's namespace is the parent of one of subset's
+ * namespaces (or their ancestors) whose owner is set's euid.
+ */
+function credCapIssubset(set: Cred, subset: Cred): boolean {
+  if (set.userNs === subset.userNs) return (subset.capPermitted & ~set.capPermitted) === 0n;
+  for (let ns: UserNamespace | null = subset.userNs; ns?.parent; ns = ns.parent)
+    if (ns.parent === set.userNs && ns.ownerUid === set.euid) return true;
+  return false;
 }
 
 /**
@@ -896,7 +957,13 @@ export const EVENTFD_OPS: FileOps = {
     if (data.length < 8) return err(Errno.EINVAL);
     const v = new DataView(data.buffer, data.byteOffset, 8).getBigUint64(0, true);
     if (v === 0xffffffffffffffffn) return err(Errno.EINVAL);
-    if (ctx.count + v > EVENTFD_ULLONG_MAX) return err(Errno.EAGAIN);
+    // fs/eventfd.c eventfd_write(): a write that would reach ULLONG_MAX fails with EAGAIN
+    // under O_NONBLOCK, otherwise waits (interruptibly) until a read makes room
+    if (ctx.count + v > EVENTFD_ULLONG_MAX) {
+      if (f.flags & O_NONBLOCK) return err(Errno.EAGAIN);
+      const r = yield* waitEvent(k, ctx.wqh, () => ctx.count + v <= EVENTFD_ULLONG_MAX, TASK_INTERRUPTIBLE);
+      if (r < 0) return err(Errno.ERESTARTSYS);
+    }
     eventfdSignal(k, ctx, v);
     return ok(8);
   },
