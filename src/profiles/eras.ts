@@ -23,7 +23,13 @@ const V610: Switches = {
   vhostTaskErrPtr: false,
   procStatusKthreadLine: true,
   vhostForkOwnerControl: false,
+  // kvm_mmu_post_init_vm() → kvm_vm_create_worker_thread() until d96c77bd4eeb (v6.13)
+  kvmNxWorker: 'kthread-at-create',
+  kvmNxHugePagesNever: true,
 };
+
+/** KVM from 6.14 (and Debian's 6.12.y): the NX recovery vhost_task comes with the first KVM_RUN. */
+const KVM_NX_FIRST_RUN = { kvmNxWorker: 'vhost-task-first-run' } as const;
 
 const KTHREAD_ERA: Switches = {
   vhostWorker: 'kthread',
@@ -38,6 +44,8 @@ const KTHREAD_ERA: Switches = {
   vhostTaskErrPtr: false,
   procStatusKthreadLine: false,
   vhostForkOwnerControl: false,
+  kvmNxWorker: 'kthread-at-create',
+  kvmNxHugePagesNever: false,
 };
 
 function profile(name: string, version: string, summary: string, sources: string[], sw: Switches): Profile {
@@ -62,6 +70,7 @@ export const PROFILES: readonly Profile[] = [
       'drivers/vhost/vhost.c @ v5.15 (kthread_create + kthread_use_mm + vhost_attach_cgroups)',
       'kernel/cgroup/cgroup-v1.c @ v5.15: `if (root == &cgrp_dfl_root) continue;` (removed by 0061270307f2 in v5.16)',
       'kernel/fork.c @ 5.15.y (RLIMIT_NPROC checked after copy_creds, 8f2f9c4d82f2 backport)',
+      'arch/x86/kvm/mmu/mmu.c @ v5.15: kvm_mmu_post_init_vm() → kvm_vm_create_worker_thread() (kthread); no nx_huge_pages=never',
     ],
     { ...KTHREAD_ERA, attachTaskAllSkipsDfl: true },
   ),
@@ -72,8 +81,9 @@ export const PROFILES: readonly Profile[] = [
     [
       '0061270307f2 "cgroup: cgroup-v1: do not exclude cgrp_dfl_root" (v5.16)',
       'observed on Debian 6.1 under QEMU',
+      'arch/x86/kvm/mmu/mmu.c @ 6.1.y: NX recovery kthread at VM creation; nx_huge_pages=never backported (0b210faf3373, 6.1.53)',
     ],
-    KTHREAD_ERA,
+    { ...KTHREAD_ERA, kvmNxHugePagesNever: true },
   ),
   profile(
     'seed-v5',
@@ -98,6 +108,7 @@ export const PROFILES: readonly Profile[] = [
       vhostTaskGeneration: 'vhost-task-rc1',
       getSignalWorkerExemption: 'io',
       procStatusKthreadLine: true,
+      kvmNxHugePagesNever: false,
       bugs: ['vhost-task-lost-wakeup', 'vsock-early-queue'],
     },
   ),
@@ -109,12 +120,14 @@ export const PROFILES: readonly Profile[] = [
       'f9010dbdce91 (6.4-rc5)',
       '4b13cbef7970 (6.4-rc6, lost wake-up fix)',
       'a284f09effea (early vsock queueing fix)',
+      'nx_huge_pages=never (0b210faf3373) is v6.5; 6.4.y got it only in 6.4.16',
     ],
     {
       ...V610,
       vhostWorker: 'vhost-task-thread',
       vhostTaskGeneration: 'vhost-task-thread',
       vhostSignalHacks: true,
+      kvmNxHugePagesNever: false,
     },
   ),
   profile(
@@ -140,8 +153,12 @@ export const PROFILES: readonly Profile[] = [
     'linux-6.12',
     '6.12',
     'what Debian 12 ships from bookworm-security; KVM NX recovery is a vhost_task',
-    ['kernel/vhost_task.c @ v6.12 (= v6.10 + nothing)', 'kernel/cgroup/pids.c @ v6.11 (pids.events.local)'],
-    { ...V610, pidsEventsHierarchical: true },
+    [
+      'kernel/vhost_task.c @ v6.12 (= v6.10 + nothing)',
+      'kernel/cgroup/pids.c @ v6.11 (pids.events.local)',
+      'KVM NX recovery as in Debian 6.12.y: the stable backports of d96c77bd4eeb (vhost_task), 931656b9e2ff (first KVM_RUN, call_once) and 916b7f42b3b3 (retry, true errno; 6.12.44)',
+    ],
+    { ...V610, pidsEventsHierarchical: true, ...KVM_NX_FIRST_RUN },
   ),
   profile(
     'linux-6.17',
@@ -154,6 +171,7 @@ export const PROFILES: readonly Profile[] = [
       vhostTaskLockedWake: true,
       vhostTaskErrPtr: true,
       vhostForkOwnerControl: true,
+      ...KVM_NX_FIRST_RUN,
     },
   ),
   profile(
@@ -168,6 +186,7 @@ export const PROFILES: readonly Profile[] = [
       vhostTaskLockedWake: true,
       vhostTaskErrPtr: true,
       vhostForkOwnerControl: true,
+      ...KVM_NX_FIRST_RUN,
     },
   ),
   profile(
@@ -181,6 +200,7 @@ export const PROFILES: readonly Profile[] = [
       vhostTaskLockedWake: true,
       vhostTaskErrPtr: true,
       vhostForkOwnerControl: true,
+      ...KVM_NX_FIRST_RUN,
     },
   ),
 ];

@@ -18,6 +18,18 @@ export type WorkerBackend =
   /** vhost_task with SIGKILL handling (6.10+) */
   | 'vhost-task-sigkill';
 
+/**
+ * How KVM x86 creates its per-VM NX huge page recovery worker (kernel-spec §6.12):
+ *  - 'kthread-at-create': kvm_vm_create_worker_thread() at KVM_CREATE_VM, a kthread named
+ *    "kvm-nx-lpage-recovery-<pid>" moved into the creator's cgroups (≤ v6.12 mainline);
+ *  - 'vhost-task-at-create': a vhost_task created in kvm_mmu_post_init_vm() at KVM_CREATE_VM
+ *    (d96c77bd4eeb, v6.13 mainline);
+ *  - 'vhost-task-first-run': a vhost_task created by the first KVM_RUN through call_once(),
+ *    retried after a failure (931656b9e2ff + 916b7f42b3b3, v6.14; backported to 6.12.y);
+ *  - 'none': no recovery worker (non-x86, or KVM without the NX mitigation).
+ */
+export type KvmNxWorker = 'kthread-at-create' | 'vhost-task-at-create' | 'vhost-task-first-run' | 'none';
+
 export interface Costs {
   /** entering and leaving any syscall */
   syscall: number;
@@ -35,6 +47,8 @@ export interface Costs {
   release: number;
   /** running one vhost work item */
   vhostWork: number;
+  /** one KVM_RUN that enters the guest until it exits (guest time + entry/exit), worker creation excluded */
+  kvmRun: number;
 }
 
 export interface Profile {
@@ -78,6 +92,14 @@ export interface Profile {
   readonly vhostTaskErrPtr: boolean;
   /** VHOST_SET/GET_FORK_FROM_OWNER and the fork_from_owner_default parameter exist (6.17+) */
   readonly vhostForkOwnerControl: boolean;
+  /** how KVM x86 creates its NX huge page recovery worker (see KvmNxWorker) */
+  readonly kvmNxWorker: KvmNxWorker;
+  /**
+   * kvm.nx_huge_pages accepts "never" (0b210faf3373, v6.5; backported to 6.1.y and 6.4.y):
+   * sticky hard-disable, EBUSY while a VM exists, EPERM for later parameter writes. Without
+   * it "never" parses as kstrtobool("n…") = off.
+   */
+  readonly kvmNxHugePagesNever: boolean;
   /** /proc/<pid>/status has a "Kthread:" line (522dc4e5f51e, v6.4) */
   readonly procStatusKthreadLine: boolean;
   /** known bugs present in this era, by name (e.g. "vhost-task-lost-wakeup") */
@@ -95,4 +117,6 @@ export const DEFAULT_COSTS: Costs = {
   exit: 4_000,
   release: 1_500,
   vhostWork: 800,
+  // later KVM_RUNs of a halting guest ≈ 8 µs on the 6.18 host (real-kernels.md), syscall included
+  kvmRun: 7_500,
 };

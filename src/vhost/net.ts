@@ -9,7 +9,7 @@ import type { Kernel } from '../kernel/kernel.js';
 import type { MM } from '../kernel/mm.js';
 import { type KGen, mutexLock, mutexUnlock } from '../kernel/sched.js';
 import { eventfdSignal } from '../kernel/syscalls.js';
-import { type TapQueue, tapSocketOf, VNET_HDR_LEN } from './tap.js';
+import { type TapQueue, tapSocketOf } from './tap.js';
 import * as U from './uapi.js';
 import {
   VhostDev,

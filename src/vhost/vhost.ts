@@ -194,7 +194,7 @@ export class VhostDev {
     handlers: (((k: Kernel, vq: VhostVirtqueue) => KGen<void>) | null)[],
   ) {
     this.forkOwner = vhostModule(k).forkFromOwnerDefault;
-    handlers.forEach((h, i) => this.vqs.push(new VhostVirtqueue(this, i, h)));
+    for (const [i, h] of handlers.entries()) this.vqs.push(new VhostVirtqueue(this, i, h));
   }
   get nvqs(): number {
     return this.vqs.length;
