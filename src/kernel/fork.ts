@@ -146,7 +146,8 @@ export function copyProcess(k: Kernel, args: KernelCloneArgs, trace = 0): Result
   if (has(CLONE_PIDFD) && has(CLONE_DETACHED)) return fail(k, Errno.EINVAL, 'CLONE_PIDFD|CLONE_DETACHED');
   // 8: a pending signal restarts the fork (delayed multiprocess signals for !CLONE_THREAD)
   if (current.sigpending) return fail(k, Errno.ERESTARTNOINTR, 'signal pending');
-  // 9: dup_task_struct
+  // 9: dup_task_struct (the work of copy_process is charged here, whoever the caller is)
+  k.charge(has(CLONE_VM) ? k.profile.costs.cloneThread : k.profile.costs.cloneProcess);
   if (k.allocFails('dup_task_struct')) return fail(k, Errno.ENOMEM, 'dup_task_struct');
   const p = new Task();
   p.kernel = k;
@@ -445,8 +446,6 @@ export function* kernelClone(k: Kernel, args: KernelCloneArgs): KGen<Result<numb
     // ptrace_event_enabled(): PT_EVENT_FLAG(event) = 1 << (event + PT_OPT_FLAG_SHIFT)
     if (!(current.ptrace & (1 << (trace + 3)))) trace = 0;
   }
-  const isThread = hasFlag(args.flags, CLONE_VM);
-  k.charge(isThread ? k.profile.costs.cloneThread : k.profile.costs.cloneProcess);
   const r = copyProcess(k, args, trace);
   if (!r.ok) return r;
   const p = r.value;

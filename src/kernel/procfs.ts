@@ -61,11 +61,20 @@ function nsNumbers(t: Task, from: PidNamespace): number[] {
   return out;
 }
 
+/**
+ * models proc_task_name(), v6.12: a kthread shows its full name (up to 63 characters) from
+ * v5.17 (d6986ce24fc0); everyone else the 15-character comm.
+ */
+export function procTaskName(k: Kernel, t: Task): string {
+  if (t.kthread && k.profile.procKthreadFullName) return t.kthread.fullName.slice(0, 63);
+  return t.comm;
+}
+
 /** models proc_pid_status() for /proc/<tgid>/task/<tid>/status as read from `reader`'s pid ns. */
 export function procStatus(k: Kernel, t: Task, readerNs: PidNamespace = k.initPidNs): string {
   const c = t.cred;
   const lines: string[] = [];
-  lines.push(`Name:\t${t.comm.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`);
+  lines.push(`Name:\t${procTaskName(k, t).replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`);
   if (t.fs) lines.push(`Umask:\t${t.fs.umask.toString(8).padStart(4, '0')}`);
   lines.push(`State:\t${STATE_NAMES[taskStateLetter(t)]}`);
   lines.push(`Tgid:\t${t.tgidIn(readerNs)}`);
@@ -121,7 +130,7 @@ export function procStat(k: Kernel, t: Task, readerNs: PidNamespace = k.initPidN
   const ppid = t.realParent !== t ? t.realParent.tgidIn(readerNs) : 0;
   const f: (string | number)[] = [
     t.pidIn(readerNs),
-    `(${t.comm})`,
+    `(${procTaskName(k, t)})`,
     taskStateLetter(t),
     ppid,
     t.tgidIn(readerNs), // pgrp (the model has no sessions: each process leads its own)

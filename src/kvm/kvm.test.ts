@@ -1193,12 +1193,8 @@ describe('the kthread era against the vhost_task era', () => {
   });
 });
 
-describe('known gaps of the simulated kernel (skipped; see the comments)', () => {
-  // src/kernel/vhost-task.ts vhostTaskCreate() models copy_process() but charges no cost
-  // (kernelClone() charges costs.cloneThread; copyProcess() itself charges nothing), so the
-  // first KVM_RUN costs what a later one does. real-kernels.md: first ≈ 40–48 µs, later ≈ 8 µs,
-  // worker creation ≈ 10–18 µs.
-  it.skip('linux-6.18: the first KVM_RUN costs a worker creation more than a later one', () => {
+describe('worker creation cost and kthread names', () => {
+  it('linux-6.18: the first KVM_RUN costs a worker creation more than a later one', () => {
     const { k } = boot('linux-6.18');
     const took: number[] = [];
     spawn(k, 'qemu', function* (sys) {
@@ -1216,12 +1212,7 @@ describe('known gaps of the simulated kernel (skipped; see the comments)', () =>
     checkInvariants(k);
   });
 
-  // src/kernel/procfs.ts procStatus()/procStat() print t.comm for every task; from v5.17
-  // (d6986ce24fc0, "kthread: dynamically allocate memory to store kthread's full name") fs/proc
-  // proc_task_name() prints get_kthread_comm() for PF_KTHREAD tasks: the untruncated name kept
-  // in struct kthread (up to 63 characters). So Name: of 6.1's NX kthread reads
-  // "kvm-nx-lpage-recovery-<pid>" on a real kernel.
-  it.skip('linux-6.1: /proc/<pid>/status Name of the NX kthread is its full name kvm-nx-lpage-recovery-<pid>', () => {
+  it('linux-6.1: /proc/<pid>/status Name of the NX kthread is its full name kvm-nx-lpage-recovery-<pid>', () => {
     const { k } = boot('linux-6.1');
     let vm: Vm | null = null;
     const qemu = spawn(k, 'qemu', function* (sys) {

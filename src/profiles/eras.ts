@@ -22,6 +22,7 @@ const V610: Switches = {
   vhostTaskLockedWake: false,
   vhostTaskErrPtr: false,
   procStatusKthreadLine: true,
+  procKthreadFullName: true,
   vhostForkOwnerControl: false,
   // kvm_mmu_post_init_vm() → kvm_vm_create_worker_thread() until d96c77bd4eeb (v6.13)
   kvmNxWorker: 'kthread-at-create',
@@ -43,6 +44,7 @@ const KTHREAD_ERA: Switches = {
   vhostTaskLockedWake: false,
   vhostTaskErrPtr: false,
   procStatusKthreadLine: false,
+  procKthreadFullName: true,
   vhostForkOwnerControl: false,
   kvmNxWorker: 'kthread-at-create',
   kvmNxHugePagesNever: false,
@@ -72,7 +74,7 @@ export const PROFILES: readonly Profile[] = [
       'kernel/fork.c @ 5.15.y (RLIMIT_NPROC checked after copy_creds, 8f2f9c4d82f2 backport)',
       'arch/x86/kvm/mmu/mmu.c @ v5.15: kvm_mmu_post_init_vm() → kvm_vm_create_worker_thread() (kthread); no nx_huge_pages=never',
     ],
-    { ...KTHREAD_ERA, attachTaskAllSkipsDfl: true },
+    { ...KTHREAD_ERA, attachTaskAllSkipsDfl: true, procKthreadFullName: false },
   ),
   profile(
     'linux-6.1',
@@ -92,6 +94,7 @@ export const PROFILES: readonly Profile[] = [
     ['[PATCH V5 01-10/10] "Use copy_process/create_io_thread in vhost layer" (2021-11-21)'],
     {
       ...KTHREAD_ERA,
+      procKthreadFullName: false,
       vhostWorker: 'kernel-worker-v5',
       pfUserWorker: PF_USER_WORKER_V5,
       ioThreadIsUserWorker: true,
@@ -108,6 +111,7 @@ export const PROFILES: readonly Profile[] = [
       vhostTaskGeneration: 'vhost-task-rc1',
       getSignalWorkerExemption: 'io',
       procStatusKthreadLine: true,
+  procKthreadFullName: true,
       kvmNxHugePagesNever: false,
       bugs: ['vhost-task-lost-wakeup', 'vsock-early-queue'],
     },
@@ -157,8 +161,9 @@ export const PROFILES: readonly Profile[] = [
       'kernel/vhost_task.c @ v6.12 (= v6.10 + nothing)',
       'kernel/cgroup/pids.c @ v6.11 (pids.events.local)',
       'KVM NX recovery as in Debian 6.12.y: the stable backports of d96c77bd4eeb (vhost_task), 931656b9e2ff (first KVM_RUN, call_once) and 916b7f42b3b3 (retry, true errno; 6.12.44)',
+      'cb380909ae3b (vhost_task_create returns ERR_PTR) as backported to 6.12.y',
     ],
-    { ...V610, pidsEventsHierarchical: true, ...KVM_NX_FIRST_RUN },
+    { ...V610, pidsEventsHierarchical: true, vhostTaskErrPtr: true, ...KVM_NX_FIRST_RUN },
   ),
   profile(
     'linux-6.17',

@@ -100,6 +100,8 @@ export interface Profile {
    * it "never" parses as kstrtobool("n…") = off.
    */
   readonly kvmNxHugePagesNever: boolean;
+  /** /proc shows a kthread's full name, not the 15-character comm (d6986ce24fc0, v5.17) */
+  readonly procKthreadFullName: boolean;
   /** /proc/<pid>/status has a "Kthread:" line (522dc4e5f51e, v6.4) */
   readonly procStatusKthreadLine: boolean;
   /** known bugs present in this era, by name (e.g. "vhost-task-lost-wakeup") */
