@@ -1,0 +1,1079 @@
+/**
+ * Run a scenario on one kernel profile: boot, set up the host, spawn the processes with their
+ * compiled programs, run to quiescence (or the time limit), and record every step's outcome,
+ * a snapshot at every label, and the result of every check and expectation.
+ */
+import {
+  type Cgroup,
+  cgroupEnableController,
+  cgroupMkdirP,
+  cgroupProcsWrite,
+  cgroupSetThreaded,
+} from '../cgroup/cgroup.js';
+import { CAP_FULL_SET, CAP_NAMES, capBit } from '../kernel/cred.js';
+import { Errno, err, errnoFromName, errnoName, ok, type Result } from '../kernel/errno.js';
+import { O_CLOEXEC } from '../kernel/files.js';
+import type { Kernel } from '../kernel/kernel.js';
+import { cgroupFile, cpuList, parseCpuList, procStat, procStatus } from '../kernel/procfs.js';
+import { RLIMIT_NAMES, type Rlimit } from '../kernel/rlimit.js';
+import { type KGen, Op, signalPendingState } from '../kernel/sched.js';
+import {
+  __WALL,
+  __WCLONE,
+  CLONE_NEWCGROUP,
+  CLONE_NEWIPC,
+  CLONE_NEWNET,
+  CLONE_NEWNS,
+  CLONE_NEWPID,
+  CLONE_NEWTIME,
+  CLONE_NEWUSER,
+  CLONE_NEWUTS,
+  PF_KTHREAD,
+  TASK_INTERRUPTIBLE,
+  TASK_RUNNING,
+  WNOHANG,
+  WUNTRACED,
+} from '../kernel/sched-consts.js';
+import { cgroupFreeze, freezeProcesses, thawProcesses } from '../kernel/signal.js';
+import {
+  SIG_BLOCK,
+  SIG_DFL,
+  SIG_IGN,
+  SIG_UNBLOCK,
+  sigmask,
+  signalFromName,
+} from '../kernel/signal-consts.js';
+import { type Program, type Sys, spawnProcess } from '../kernel/syscalls.js';
+import { type Task, taskStateLetter } from '../kernel/task.js';
+import { bootKernel } from '../kernel/testing.js';
+import { registerKvm } from '../kvm/kvm.js';
+import { KVM_CREATE_VCPU, KVM_CREATE_VM, KVM_RUN } from '../kvm/uapi.js';
+import { getProfile } from '../profiles/eras.js';
+import { registerVhost } from '../vhost/index.js';
+import { kick, Scratch, setupVhostNet, type VhostNetSetup } from '../vhost/qemu.js';
+import { VHOST_IOCTLS } from '../vhost/uapi.js';
+import { vhostModule } from '../vhost/vhost.js';
+import { formatPath } from './errors.js';
+import { IOCTL_ARGS } from './ioctl-args.js';
+import type { LoadedScenario } from './load.js';
+import type { ScenarioDoc } from './schema.js';
+
+// ------------------------------------------------------------------ results
+
+export interface StepRecord {
+  readonly process: string;
+  readonly task: string;
+  readonly path: string;
+  readonly action: string;
+  readonly detail: string;
+  /** "ok", an errno name, or "stalled" (traffic that stopped making progress) */
+  readonly outcome: string;
+  readonly value?: number;
+  /** the expectation for this profile, if any */
+  readonly expected?: string;
+  readonly ts: number;
+}
+
+export interface TaskView {
+  pid: number;
+  tgid: number;
+  ppid: number;
+  uid: number;
+  comm: string;
+  /** what ps shows as CMD: [comm] for kthreads, the process's command otherwise */
+  cmd: string;
+  state: string;
+  flags: number;
+  kthread: boolean;
+  nlwp: number;
+  cgroup: string;
+  cpus: string;
+  sigblk: string;
+  startTime: number;
+  cpuNs: number;
+  status: string;
+  stat: string;
+}
+
+export interface CgroupView {
+  path: string;
+  type: string;
+  files: Record<string, string>;
+}
+
+export interface Snapshot {
+  label: string;
+  ts: number;
+  tasks: TaskView[];
+  cgroups: CgroupView[];
+  /** scenario process name → its pid (tgid) and whether it is alive */
+  processes: Record<string, { pid: number; alive: boolean }>;
+  nproc: Record<string, number>;
+  nrThreads: number;
+}
+
+export interface CheckResult {
+  readonly label: string;
+  readonly check: string;
+  readonly ok: boolean;
+  readonly expected: string;
+  readonly actual: string;
+}
+
+export interface RunResult {
+  readonly scenario: string;
+  readonly profile: string;
+  readonly seed: number;
+  readonly steps: StepRecord[];
+  readonly snapshots: Snapshot[];
+  readonly checks: CheckResult[];
+  /** step expectations that did not hold, and failed checks, as sentences */
+  readonly failures: string[];
+  /** how the run ended */
+  readonly ended: 'idle' | 'time-limit';
+  readonly kernel: Kernel;
+}
+
+// ------------------------------------------------------------------ helpers
+
+const NS_FLAGS: Record<string, number> = {
+  pid: CLONE_NEWPID,
+  user: CLONE_NEWUSER,
+  net: CLONE_NEWNET,
+  mnt: CLONE_NEWNS,
+  uts: CLONE_NEWUTS,
+  ipc: CLONE_NEWIPC,
+  cgroup: CLONE_NEWCGROUP,
+  time: CLONE_NEWTIME,
+};
+
+/** "10ms" → ns */
+export function durationNs(d: number | string): number {
+  if (typeof d === 'number') return d;
+  const m = /^(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s)$/.exec(d)!;
+  const mult = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9 }[m[2] as 'ns'];
+  return Math.round(Number(m[1]) * mult);
+}
+
+function limitValue(v: number | string): number {
+  return v === 'max' || v === 'unlimited' ? Number.POSITIVE_INFINITY : Number(v);
+}
+
+function cpuMask(v: number | string): number {
+  if (typeof v === 'number') return 1 << v;
+  return parseCpuList(v) ?? 0;
+}
+
+function rlimitsOf(spec: Record<string, unknown> | undefined): Record<number, Rlimit> {
+  const out: Record<number, Rlimit> = {};
+  for (const [name, v] of Object.entries(spec ?? {})) {
+    const res = RLIMIT_NAMES[name.toLowerCase().replace(/^rlimit_/, '')];
+    if (res === undefined) throw new Error(`unknown rlimit ${name}`);
+    if (typeof v === 'object' && v !== null) {
+      const o = v as { soft: number | string; hard: number | string };
+      out[res] = { cur: limitValue(o.soft), max: limitValue(o.hard) };
+    } else {
+      const n = limitValue(v as number | string);
+      out[res] = { cur: n, max: n };
+    }
+  }
+  return out;
+}
+
+/** The expectation of a step for `profile`: the profile's key, else `default`. */
+export function expectationFor(expect: unknown, profile: string): string | undefined {
+  if (expect === undefined) return undefined;
+  if (typeof expect === 'string') return expect;
+  const m = expect as Record<string, string>;
+  return m[profile] ?? m.default;
+}
+
+function globToRegExp(glob: string): RegExp {
+  return new RegExp(
+    `^${glob
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+  );
+}
+
+function outcomeOf(r: Result<unknown>): string {
+  return r.ok ? 'ok' : errnoName(r.errno);
+}
+
+// ------------------------------------------------------------------ the runner
+
+interface ProcState {
+  name: string;
+  task: Task | null;
+}
+
+type Alias =
+  | { kind: 'fd'; fd: number }
+  | { kind: 'vhost-net'; fd: number; setup: VhostNetSetup }
+  | { kind: 'kvm'; fd: number }
+  | { kind: 'process'; pid: number }
+  | { kind: 'thread'; tid: number };
+
+class Runner {
+  readonly k: Kernel;
+  readonly steps: StepRecord[] = [];
+  readonly snapshots: Snapshot[] = [];
+  readonly checks: CheckResult[] = [];
+  readonly failures: string[] = [];
+  readonly procs = new Map<string, ProcState>();
+  readonly labelsReached = new Set<string>();
+  readonly labelWaiters = new Set<Task>();
+  private bootThreads = 0;
+  private bootNproc = new Map<number, number>();
+
+  constructor(
+    readonly doc: ScenarioDoc,
+    readonly profile: string,
+    readonly seed: number,
+    trace: boolean,
+  ) {
+    const host = doc.host ?? {};
+    const mem = host.memory ? /^(\d+)\s*(M|G)/i.exec(host.memory) : null;
+    this.k = bootKernel({
+      profile: getProfile(profile),
+      seed,
+      trace,
+      cpus: host.cpus ?? 4,
+      ...(mem ? { memoryMiB: Number(mem[1]) * (mem[2]!.toUpperCase() === 'G' ? 1024 : 1) } : {}),
+      ...(host.sysctl?.['kernel.threads-max'] ? { threadsMax: host.sysctl['kernel.threads-max'] } : {}),
+      ...(host.sysctl?.['kernel.pid_max'] ? { pidMax: host.sysctl['kernel.pid_max'] } : {}),
+      ...(host.housekeeping !== undefined ? { housekeepingCpus: cpuMask(host.housekeeping) } : {}),
+    });
+    const k = this.k;
+    registerVhost(k);
+    const nx = host.modules?.['kvm.nx_huge_pages'];
+    registerKvm(
+      k,
+      nx === undefined ? {} : { nxHugePages: nx === 'never' ? 'never' : nx === true || nx === 'Y' },
+    );
+    const fo = host.modules?.['vhost.fork_from_owner_default'];
+    if (fo !== undefined && k.profile.vhostForkOwnerControl)
+      vhostModule(k).forkFromOwnerDefault = Boolean(fo);
+    const mr = host.modules?.['vhost.max_mem_regions'];
+    if (mr !== undefined) vhostModule(k).maxMemRegions = mr;
+    for (const [path, spec] of Object.entries(host.cgroups ?? {})) this.makeCgroup(path, spec ?? {});
+    this.bootThreads = k.nrThreads;
+    for (const u of k.ucounts.all()) this.bootNproc.set(u.uid, u.nproc);
+  }
+
+  private makeCgroup(
+    path: string,
+    spec: NonNullable<NonNullable<ScenarioDoc['host']>['cgroups']>[string] & object,
+  ): void {
+    const top = this.k.cgroupRoots[0]!.top;
+    const r = cgroupMkdirP(top, path);
+    if (!r.ok) throw new Error(`cgroup ${path}: ${errnoName(r.errno)}`);
+    const cg = r.value;
+    const ancestors: Cgroup[] = [];
+    for (let c: Cgroup | null = cg.parent; c; c = c.parent) ancestors.unshift(c);
+    const threaded = spec['cgroup.type'] === 'threaded';
+    for (const c of ancestors)
+      for (const ctrl of threaded
+        ? (['pids', 'cpu', 'cpuset'] as const)
+        : (['pids', 'cpu', 'cpuset', 'memory'] as const))
+        if (c.type !== 'threaded') cgroupEnableController(c, ctrl);
+    if (threaded) {
+      const t = cgroupSetThreaded(cg);
+      if (!t.ok) throw new Error(`cgroup ${path}: cannot make threaded (${errnoName(t.errno)})`);
+    }
+    if (spec['pids.max'] !== undefined) cg.pids.max = limitValue(spec['pids.max']);
+    if (spec['cpuset.cpus'] !== undefined) cg.cpusetCpus = cpuMask(spec['cpuset.cpus']);
+    if (spec['cpu.max'] !== undefined) {
+      const [q, p] = String(spec['cpu.max']).split(/\s+/);
+      cg.cpu.quotaUs = q === 'max' ? Number.POSITIVE_INFINITY : Number(q);
+      if (p) cg.cpu.periodUs = Number(p);
+    }
+    if (spec.owner !== undefined) cg.ownerUid = spec.owner;
+  }
+
+  cgroup(path: string): Cgroup | null {
+    return this.k.cgroupRoots[0]!.top.lookup(path);
+  }
+
+  // -------------------------------------------------------------- processes
+
+  spawnAll(): void {
+    const order: string[] = [];
+    const visit = (n: string, seen: Set<string>) => {
+      if (order.includes(n) || seen.has(n)) return;
+      seen.add(n);
+      const p = this.doc.processes[n]!;
+      if (p.parent) visit(p.parent, seen);
+      order.push(n);
+    };
+    for (const n of Object.keys(this.doc.processes)) visit(n, new Set());
+    for (const name of order) {
+      const spec = this.doc.processes[name]!;
+      const uid = spec.uid ?? 0;
+      let caps: bigint | undefined;
+      if (spec.capabilities === 'all') caps = CAP_FULL_SET;
+      else if (spec.capabilities === 'none') caps = 0n;
+      else if (Array.isArray(spec.capabilities)) {
+        caps = 0n;
+        for (const c of spec.capabilities) {
+          const n =
+            CAP_NAMES[c.toUpperCase().startsWith('CAP_') ? c.toUpperCase() : `CAP_${c.toUpperCase()}`];
+          if (n === undefined) throw new Error(`unknown capability ${c}`);
+          caps |= capBit(n);
+        }
+      }
+      const cg = spec.cgroup ? this.cgroup(spec.cgroup) : null;
+      if (spec.cgroup && !cg) {
+        const r = cgroupMkdirP(this.k.cgroupRoots[0]!.top, spec.cgroup);
+        if (!r.ok) throw new Error(`cgroup ${spec.cgroup}`);
+      }
+      const state: ProcState = { name, task: null };
+      this.procs.set(name, state);
+      const aliases = new Map<string, Alias>();
+      const body = this.program(name, spec.program, ['processes', name, 'program'], aliases);
+      const after = spec.after;
+      const runner = this;
+      const program: Program = function* (sys) {
+        if (after) yield* runner.waitLabel(sys, after);
+        return yield* body(sys);
+      };
+      state.task = spawnProcess(this.k, {
+        comm: name,
+        program,
+        uid,
+        gid: spec.gid ?? uid,
+        ...(caps !== undefined ? { caps } : {}),
+        rlimits: rlimitsOf(spec.rlimits),
+        ...(spec.cgroup ? { cgroup: this.cgroup(spec.cgroup)! } : {}),
+        ...(spec.cpus !== undefined ? { cpus: cpuMask(spec.cpus) } : {}),
+        ...(spec.parent ? { parent: this.procs.get(spec.parent)!.task! } : {}),
+      });
+    }
+  }
+
+  /** Sleep until `label` has been reached (wait: step, `after:`). */
+  *waitLabel(sys: Sys, label: string): KGen<Result<void>> {
+    const t = sys.task;
+    while (!this.labelsReached.has(label)) {
+      if (signalPendingState(TASK_INTERRUPTIBLE, t)) {
+        yield* sys.exitToUserMode();
+        continue;
+      }
+      this.labelWaiters.add(t);
+      t.state = TASK_INTERRUPTIBLE;
+      yield Op.Schedule;
+      t.state = TASK_RUNNING;
+      this.labelWaiters.delete(t);
+    }
+    return ok();
+  }
+
+  reachLabel(label: string, by: Task): void {
+    this.labelsReached.add(label);
+    const snap = this.snapshot(label);
+    this.snapshots.push(snap);
+    this.evaluateChecks(label, snap);
+    if (this.k.trace.enabled) this.k.emit('scenario_label', `label=${label} by=${by.comm}-${by.pid}`);
+    for (const t of [...this.labelWaiters]) this.k.tryToWakeUp(t, TASK_INTERRUPTIBLE);
+  }
+
+  private record(
+    sys: Sys,
+    proc: string,
+    path: (string | number)[],
+    action: string,
+    detail: string,
+    r: Result<unknown>,
+    expect: unknown,
+    value?: number,
+  ): void {
+    const outcome = outcomeOf(r);
+    const expected = expectationFor(expect, this.profile);
+    this.pushRecord(sys, proc, path, action, detail, outcome, expected, value);
+  }
+
+  private pushRecord(
+    sys: Sys,
+    proc: string,
+    path: (string | number)[],
+    action: string,
+    detail: string,
+    outcome: string,
+    expected: string | undefined,
+    value?: number,
+  ): void {
+    const rec: StepRecord = {
+      process: proc,
+      task: `${sys.task.comm}-${sys.task.pid}`,
+      path: formatPath(path),
+      action,
+      detail,
+      outcome,
+      ...(value !== undefined ? { value } : {}),
+      ...(expected !== undefined ? { expected } : {}),
+      ts: this.k.clock,
+    };
+    this.steps.push(rec);
+    if (this.k.trace.enabled) this.k.emit('scenario_step', `${action} ${detail} = ${outcome}`);
+    if (expected !== undefined && expected !== outcome)
+      this.failures.push(
+        `${rec.path}: ${action} ${detail} returned ${outcome}, expected ${expected} (${this.profile})`,
+      );
+  }
+
+  /** Compile a list of steps into a program. `aliases` is the process's (shared with its threads). */
+  program(
+    proc: string,
+    steps: readonly Record<string, unknown>[],
+    path: (string | number)[],
+    aliases: Map<string, Alias>,
+  ): Program {
+    const runner = this;
+    return function* (sys: Sys) {
+      for (let i = 0; i < steps.length; i++) {
+        const raw = steps[i]!;
+        const action = Object.keys(raw).find((x) => x !== 'expect')!;
+        yield* runner.step(sys, proc, action, raw[action], raw.expect, [...path, i, action], aliases);
+      }
+      return 0;
+    };
+  }
+
+  private resolveFd(aliases: Map<string, Alias>, v: unknown): number {
+    if (typeof v === 'number') return v;
+    const a = aliases.get(String(v));
+    if (!a) return -1;
+    if (a.kind === 'fd' || a.kind === 'vhost-net' || a.kind === 'kvm') return a.fd;
+    return -1;
+  }
+
+  /** The pid (as the caller sees it) of a target: a process name, a fork alias, "self" or a number. */
+  private resolveTarget(sys: Sys, aliases: Map<string, Alias>, v: unknown): number {
+    if (typeof v === 'number') return v;
+    if (v === 'self') return sys.getpid();
+    const a = aliases.get(String(v));
+    if (a?.kind === 'process') return a.pid;
+    const p = this.procs.get(String(v))?.task;
+    return p ? p.tgidIn(sys.task.activePidNs()!) : -1;
+  }
+
+  private scratch = new WeakMap<Task, Scratch>();
+  private *scratchOf(sys: Sys): KGen<Scratch> {
+    const mm = sys.task.mm;
+    const key = sys.task.groupLeader;
+    let s = this.scratch.get(key);
+    if (!s || s.sys.task.mm !== mm) {
+      s = yield* Scratch.create(sys);
+      this.scratch.set(key, s);
+    }
+    return s;
+  }
+
+  private *step(
+    sys: Sys,
+    proc: string,
+    action: string,
+    body: unknown,
+    expect: unknown,
+    path: (string | number)[],
+    aliases: Map<string, Alias>,
+  ): KGen<void> {
+    const b = body as Record<string, unknown>;
+    const rec = (detail: string, r: Result<unknown>, value?: number) =>
+      this.record(sys, proc, path, action, detail, r, expect, value);
+    switch (action) {
+      case 'threads':
+      case 'thread': {
+        const count = action === 'threads' ? Number(b.count) : 1;
+        const child = b.program
+          ? this.program(proc, b.program as Record<string, unknown>[], [...path, 'program'], aliases)
+          : pauseForever;
+        let last: Result<number> = ok(0);
+        for (let n = 0; n < count; n++) {
+          const name = b.name ? String(b.name).replace('{n}', String(n)) : undefined;
+          const r = yield* sys.pthreadCreate(child, name);
+          if (!r.ok) {
+            last = r;
+            break;
+          }
+          last = r;
+          if (b.as) aliases.set(String(b.as), { kind: 'thread', tid: r.value });
+        }
+        rec(
+          `${count} × pthread_create${b.name ? ` "${b.name}"` : ''}`,
+          last,
+          last.ok ? last.value : undefined,
+        );
+        return;
+      }
+      case 'open': {
+        const r = yield* sys.open(String(b.path), b.cloexec ? O_CLOEXEC : 0);
+        if (r.ok) aliases.set(String(b.as), { kind: 'fd', fd: r.value });
+        rec(`${b.path} as ${b.as}`, r, r.ok ? r.value : undefined);
+        return;
+      }
+      case 'close': {
+        const r = yield* sys.close(this.resolveFd(aliases, body));
+        rec(String(body), r);
+        return;
+      }
+      case 'dup': {
+        const r = yield* sys.dup(this.resolveFd(aliases, b.fd));
+        if (r.ok) aliases.set(String(b.as), { kind: 'fd', fd: r.value });
+        rec(`${b.fd} as ${b.as}`, r, r.ok ? r.value : undefined);
+        return;
+      }
+      case 'ioctl': {
+        const cmd = String(b.cmd);
+        const number = VHOST_IOCTLS[cmd] ?? 0;
+        const spec = IOCTL_ARGS[cmd];
+        let arg = 0;
+        if (typeof b.arg === 'number') arg = b.arg;
+        else {
+          const s = yield* this.scratchOf(sys);
+          const bytes = spec
+            ? spec.encode((b.arg ?? {}) as Record<string, unknown>, (v) => this.resolveFd(aliases, v))
+            : new Uint8Array(0);
+          arg = s.put(bytes.length ? bytes : new Uint8Array(8));
+        }
+        const r = yield* sys.ioctl(this.resolveFd(aliases, b.fd), number, arg);
+        let value: number | undefined;
+        if (r.ok && spec?.out) {
+          const v = sys.task.mm?.view(arg, spec.out);
+          if (v?.ok)
+            value =
+              spec.out === 1
+                ? v.value.getUint8(0)
+                : spec.out === 8 && spec.struct === '__u64'
+                  ? Number(v.value.getBigUint64(0, true))
+                  : v.value.getUint32(spec.out === 8 ? 4 : 0, true);
+        }
+        rec(`${b.fd} ${cmd}${b.arg !== undefined ? ` ${JSON.stringify(b.arg)}` : ''}`, r, value);
+        return;
+      }
+      case 'vhost-net': {
+        const r = yield* setupVhostNet(sys, { num: Number(b.queue ?? 256) });
+        if (r.ok) aliases.set(String(b.as), { kind: 'vhost-net', fd: r.value.fd, setup: r.value });
+        rec(`as ${b.as}${!r.ok && r.step ? ` (failed at ${r.step})` : ''}`, r);
+        return;
+      }
+      case 'traffic': {
+        const a = aliases.get(String(b.dev));
+        if (a?.kind !== 'vhost-net') {
+          rec(String(b.dev), err(Errno.EBADF));
+          return;
+        }
+        const res = yield* guestTraffic(sys, a.setup, Number(b.packets), Number(b.size ?? 64));
+        this.pushRecord(
+          sys,
+          proc,
+          path,
+          action,
+          `${b.packets} packets on ${b.dev}: ${res.sent} sent, ${res.echoed} received`,
+          res.ok ? 'ok' : 'stalled',
+          expectationFor(expect, this.profile),
+          res.echoed,
+        );
+        return;
+      }
+      case 'kvm': {
+        const fd = yield* sys.open('/dev/kvm');
+        if (!fd.ok) return rec('/dev/kvm', fd);
+        const vm = yield* sys.ioctl(fd.value, KVM_CREATE_VM, 0);
+        if (!vm.ok) return rec('KVM_CREATE_VM', vm);
+        if (b.as) aliases.set(String(b.as), { kind: 'kvm', fd: vm.value });
+        let vcpu0 = -1;
+        for (let i = 0; i < Number(b.vcpus ?? 1); i++) {
+          const v = yield* sys.ioctl(vm.value, KVM_CREATE_VCPU, i);
+          if (!v.ok) return rec(`KVM_CREATE_VCPU ${i}`, v);
+          if (i === 0) vcpu0 = v.value;
+        }
+        if (b.run === false) return rec(`vm with ${b.vcpus ?? 1} vCPUs`, ok());
+        const run = yield* sys.ioctl(vcpu0, KVM_RUN, 0);
+        rec(`vm with ${b.vcpus ?? 1} vCPUs, KVM_RUN`, run);
+        return;
+      }
+      case 'fork': {
+        const child = b.program
+          ? this.program(proc, b.program as Record<string, unknown>[], [...path, 'program'], new Map(aliases))
+          : pauseForever;
+        const r = yield* sys.fork(child);
+        if (r.ok && b.as) aliases.set(String(b.as), { kind: 'process', pid: r.value });
+        rec(b.as ? `as ${b.as}` : '', r, r.ok ? r.value : undefined);
+        return;
+      }
+      case 'exec': {
+        const prog = b.program
+          ? this.program(proc, b.program as Record<string, unknown>[], [...path, 'program'], new Map())
+          : pauseForever;
+        const r = yield* sys.execve(String(b.path), prog);
+        rec(String(b.path), r);
+        return;
+      }
+      case 'exit':
+        this.pushRecord(sys, proc, path, action, String(body), 'ok', undefined);
+        return yield* sys.exit(Number(body));
+      case 'exit_group':
+        this.pushRecord(sys, proc, path, action, String(body), 'ok', undefined);
+        return yield* sys.exitGroup(Number(body));
+      case 'kill': {
+        const sig = typeof b.signal === 'number' ? b.signal : (signalFromName(String(b.signal)) ?? -1);
+        const r = yield* sys.kill(this.resolveTarget(sys, aliases, b.target), sig);
+        rec(`${b.target} ${b.signal}`, r);
+        return;
+      }
+      case 'tgkill': {
+        const sig = typeof b.signal === 'number' ? b.signal : (signalFromName(String(b.signal)) ?? -1);
+        const tgid = this.resolveTarget(sys, aliases, b.target);
+        const ns = sys.task.activePidNs()!;
+        const leader = this.k.findTaskByVpid(tgid, ns);
+        const re = globToRegExp(String(b.thread));
+        const th = leader?.signal.threads.find(
+          (t) => re.test(t.comm) || String(t.pidIn(ns)) === String(b.thread),
+        );
+        const r = yield* sys.tgkill(tgid, th ? th.pidIn(ns) : 1 << 30, sig);
+        rec(`${b.target} ${b.thread} ${b.signal}`, r);
+        return;
+      }
+      case 'sigaction': {
+        const sig = typeof b.signal === 'number' ? b.signal : (signalFromName(String(b.signal)) ?? -1);
+        const handler = b.handler === 'ignore' ? SIG_IGN : b.handler === 'default' ? SIG_DFL : 0x401000;
+        const r = yield* sys.rtSigaction(sig, { handler });
+        rec(`${b.signal} ${b.handler}`, r);
+        return;
+      }
+      case 'sigprocmask': {
+        const mask = (list: unknown) => {
+          let m = 0n;
+          for (const s of (list as (string | number)[]) ?? [])
+            m |= sigmask(typeof s === 'number' ? s : (signalFromName(s) ?? 64));
+          return m;
+        };
+        let r: Result<unknown> = ok();
+        if (b.block) r = yield* sys.rtSigprocmask(SIG_BLOCK, mask(b.block));
+        if (r.ok && b.unblock) r = yield* sys.rtSigprocmask(SIG_UNBLOCK, mask(b.unblock));
+        rec(JSON.stringify(b), r);
+        return;
+      }
+      case 'setrlimit': {
+        let r: Result<void> = ok();
+        for (const [res, lim] of Object.entries(rlimitsOf(b))) {
+          r = yield* sys.setrlimit(Number(res), lim);
+          if (!r.ok) break;
+        }
+        rec(JSON.stringify(b), r);
+        return;
+      }
+      case 'setresuid': {
+        const [ru, eu, su] = Array.isArray(body)
+          ? (body as number[])
+          : [Number(body), Number(body), Number(body)];
+        const r = yield* sys.setresuid(ru!, eu!, su!);
+        rec(JSON.stringify(body), r);
+        return;
+      }
+      case 'unshare': {
+        let flags = 0;
+        for (const n of body as string[]) flags |= NS_FLAGS[n]!;
+        const r = yield* sys.unshare(flags >>> 0);
+        rec((body as string[]).join(','), r);
+        return;
+      }
+      case 'affinity': {
+        const r = yield* sys.schedSetaffinity(0, cpuMask(body as number | string));
+        rec(String(body), r);
+        return;
+      }
+      case 'write': {
+        const r = yield* this.writeFile(sys, aliases, String(b.path), b.value as string | number);
+        rec(`${b.path} ← ${b.value}`, r);
+        return;
+      }
+      case 'sleep': {
+        const r = yield* sys.nanosleep(durationNs(body as string | number));
+        rec(String(body), r);
+        return;
+      }
+      case 'compute':
+        yield* sys.compute(durationNs(body as string | number));
+        this.pushRecord(sys, proc, path, action, String(body), 'ok', undefined);
+        return;
+      case 'label':
+        this.pushRecord(sys, proc, path, action, String(body), 'ok', undefined);
+        this.reachLabel(String(body), sys.task);
+        return;
+      case 'wait': {
+        const r = yield* this.waitLabel(sys, String(body));
+        rec(String(body), r);
+        return;
+      }
+      case 'wait4': {
+        let opts = 0;
+        for (const o of (b.options as string[]) ?? [])
+          opts |= { WNOHANG, __WALL, __WCLONE, WUNTRACED }[o as 'WNOHANG']!;
+        const pid = b.pid === undefined ? -1 : this.resolveTarget(sys, aliases, b.pid);
+        const r = yield* sys.wait4(pid, opts);
+        rec(`${pid}`, r, r.ok ? r.value.pid : undefined);
+        return;
+      }
+      case 'freezer':
+        if (body === 'freeze') freezeProcesses(this.k);
+        else thawProcesses(this.k);
+        this.pushRecord(sys, proc, path, action, String(body), 'ok', undefined);
+        yield Op.Preempt;
+        return;
+      case 'loop': {
+        const inner = this.program(proc, b.steps as Record<string, unknown>[], [...path, 'steps'], aliases);
+        for (let i = 0; i < Number(b.count); i++) yield* inner(sys);
+        return;
+      }
+      default:
+        throw new Error(`step ${action} not implemented`);
+    }
+  }
+
+  /**
+   * A write to a cgroupfs (/sys/fs/cgroup/...) or sysctl (/proc/sys/...) file by the current
+   * task, as `echo value > path` would do it.
+   */
+  private *writeFile(
+    sys: Sys,
+    aliases: Map<string, Alias>,
+    path: string,
+    value: string | number,
+  ): KGen<Result<void>> {
+    const k = this.k;
+    const t = sys.task;
+    if (path.startsWith('/proc/sys/kernel/')) {
+      if (t.cred.euid !== 0) return err(Errno.EACCES);
+      const n = Number(value);
+      if (!Number.isInteger(n) || n < 0) return err(Errno.EINVAL);
+      if (path.endsWith('/threads-max')) k.maxThreads = n;
+      else if (path.endsWith('/pid_max')) k.pidMax = n;
+      else return err(Errno.ENOENT);
+      return ok();
+    }
+    const m = /^\/sys\/fs\/cgroup(\/.*)?\/([^/]+)$/.exec(path);
+    if (!m) return err(Errno.ENOENT);
+    const cg = this.cgroup(m[1] ?? '/');
+    if (!cg) return err(Errno.ENOENT);
+    const file = m[2]!;
+    if (t.cred.euid !== 0 && t.cred.euid !== cg.ownerUid) return err(Errno.EACCES);
+    const v = String(value).trim();
+    switch (file) {
+      case 'cgroup.procs':
+      case 'cgroup.threads': {
+        const tid =
+          v === 'self' || v === '0'
+            ? sys.gettid()
+            : /^\d+$/.test(v)
+              ? Number(v)
+              : this.resolveTarget(sys, aliases, v);
+        return cgroupProcsWrite(k, t, cg, tid, file === 'cgroup.procs');
+      }
+      case 'pids.max':
+        if (v !== 'max' && !/^\d+$/.test(v)) return err(Errno.EINVAL);
+        cg.pids.max = limitValue(v);
+        return ok();
+      case 'cpuset.cpus': {
+        const mask = parseCpuList(v);
+        if (mask === null) return err(Errno.EINVAL);
+        cg.cpusetCpus = mask;
+        for (const c of cg.descendants())
+          for (const task of c.tasks) if (!(task.flags & PF_KTHREAD)) task.cpusAllowed = c.effectiveCpus(k);
+        return ok();
+      }
+      case 'cpu.max': {
+        const [q, p] = v.split(/\s+/);
+        cg.cpu.quotaUs = q === 'max' ? Number.POSITIVE_INFINITY : Number(q);
+        if (p) cg.cpu.periodUs = Number(p);
+        return ok();
+      }
+      case 'cgroup.freeze': {
+        if (v !== '0' && v !== '1') return err(Errno.EINVAL);
+        cg.freeze = v === '1';
+        const tasks: Task[] = [];
+        for (const c of cg.descendants()) tasks.push(...c.tasks);
+        cgroupFreeze(k, tasks, cg.freeze);
+        return ok();
+      }
+      case 'cgroup.type':
+        return v === 'threaded' ? cgroupSetThreaded(cg) : err(Errno.EINVAL);
+      case 'cgroup.subtree_control': {
+        for (const part of v.split(/\s+/)) {
+          const ctrl = part.replace(/^[+-]/, '') as 'pids';
+          if (part.startsWith('-')) cg.subtreeControl.delete(ctrl);
+          else {
+            const r = cgroupEnableController(cg, ctrl);
+            if (!r.ok) return r;
+          }
+        }
+        return ok();
+      }
+      default:
+        return err(Errno.ENOENT);
+    }
+  }
+
+  // -------------------------------------------------------------- snapshots and checks
+
+  snapshot(label: string): Snapshot {
+    const k = this.k;
+    const tasks: TaskView[] = [];
+    for (const t of k.liveTasks()) {
+      const leader = t.groupLeader;
+      tasks.push({
+        pid: t.pid,
+        tgid: t.tgid,
+        ppid: t.realParent.tgid,
+        uid: t.cred.uid,
+        comm: t.comm,
+        cmd: t.isKthread() ? `[${t.comm}]` : leader.execPath || leader.comm,
+        state: taskStateLetter(t),
+        flags: t.flags >>> 0,
+        kthread: t.isKthread(),
+        nlwp: t.signal.nrThreads,
+        cgroup: t.cgroups[0]?.path ?? '/',
+        cpus: cpuList(t.cpusAllowed),
+        sigblk: t.blocked.toString(16).padStart(16, '0'),
+        startTime: t.startTime,
+        cpuNs: t.sumExecNs,
+        status: procStatus(k, t),
+        stat: procStat(k, t),
+      });
+    }
+    const cgroups: CgroupView[] = [];
+    for (const c of k.cgroupRoots[0]!.top.descendants()) {
+      const files: Record<string, string> = {};
+      for (const f of [
+        'cgroup.procs',
+        'cgroup.threads',
+        'pids.current',
+        'pids.max',
+        'pids.events',
+        'cpu.stat',
+        'cpuset.cpus.effective',
+        'memory.current',
+        'cgroup.events',
+      ]) {
+        const text = cgroupFile(k, c, f);
+        if (text !== null) files[f] = text;
+      }
+      cgroups.push({ path: c.path, type: c.isRoot ? 'root' : c.type, files });
+    }
+    const processes: Snapshot['processes'] = {};
+    for (const [name, p] of this.procs)
+      processes[name] = {
+        pid: p.task?.pid ?? 0,
+        alive: !!p.task && p.task.exitState === 0 && k.tasks.get(p.task.pid) === p.task,
+      };
+    const nproc: Record<string, number> = {};
+    for (const u of k.ucounts.all()) if (u.ns === k.initUserNs && u.nproc) nproc[String(u.uid)] = u.nproc;
+    return { label, ts: k.clock, tasks, cgroups, processes, nproc, nrThreads: k.nrThreads };
+  }
+
+  private evaluateChecks(label: string, snap: Snapshot): void {
+    const per = this.doc.checks?.[label];
+    if (!per) return;
+    // a profile's own block replaces the default block
+    const merged = (per[this.profile] ?? per.default ?? {}) as NonNullable<
+      ScenarioDoc['checks']
+    >[string][string];
+    const push = (check: string, okv: boolean, expected: string, actual: string) => {
+      this.checks.push({ label, check, ok: okv, expected, actual });
+      if (!okv)
+        this.failures.push(
+          `check ${label}: ${check}: expected ${expected}, found ${actual} (${this.profile})`,
+        );
+    };
+    for (const [name, n] of Object.entries(merged.threads ?? {})) {
+      const p = snap.processes[name];
+      const t = p?.alive ? snap.tasks.find((x) => x.pid === p.pid) : undefined;
+      push(`threads ${name}`, (t?.nlwp ?? 0) === n, String(n), String(t?.nlwp ?? 0));
+    }
+    for (const sel of merged.tasks ?? []) {
+      const matches = snap.tasks.filter((t) => this.matchTask(snap, t, sel));
+      const desc = JSON.stringify(sel);
+      if (sel.count !== undefined)
+        push(`tasks ${desc}`, matches.length === sel.count, `${sel.count} matching`, `${matches.length}`);
+      else push(`tasks ${desc}`, matches.length > 0, 'at least one matching', `${matches.length}`);
+    }
+    for (const [path, n] of Object.entries(merged['pids.current'] ?? {})) {
+      const v = snap.cgroups.find((c) => c.path === path)?.files['pids.current']?.trim() ?? 'none';
+      push(`pids.current ${path}`, v === String(n), String(n), v);
+    }
+    for (const [path, n] of Object.entries(merged['pids.events'] ?? {})) {
+      const v = snap.cgroups.find((c) => c.path === path)?.files['pids.events']?.trim() ?? 'none';
+      push(`pids.events ${path}`, v === `max ${n}`, `max ${n}`, v);
+    }
+    for (const [uid, n] of Object.entries(merged.nproc ?? {})) {
+      const v = snap.nproc[uid] ?? 0;
+      push(`nproc uid ${uid}`, v === n, String(n), String(v));
+    }
+    if (merged.alive) {
+      const alive = Object.entries(snap.processes)
+        .filter(([, p]) => p.alive)
+        .map(([n]) => n)
+        .sort();
+      const want = [...merged.alive].sort();
+      push(
+        'alive',
+        JSON.stringify(alive) === JSON.stringify(want),
+        `[${want.join(', ')}]`,
+        `[${alive.join(', ')}]`,
+      );
+    }
+    if (merged.leaks === 'none') {
+      const extra = snap.tasks.filter((t) => t.pid > 2).map((t) => `${t.comm}-${t.pid}`);
+      const charged = snap.cgroups
+        .filter((c) => c.files['pids.current'] && c.files['pids.current'].trim() !== '0')
+        .map((c) => c.path);
+      const nproc = Object.entries(snap.nproc).filter(
+        ([uid, n]) => (this.bootNproc.get(Number(uid)) ?? 0) !== n,
+      );
+      const okv =
+        extra.length === 0 &&
+        charged.length === 0 &&
+        nproc.length === 0 &&
+        snap.nrThreads === this.bootThreads;
+      push(
+        'leaks',
+        okv,
+        'none',
+        okv
+          ? 'none'
+          : [
+              ...extra,
+              ...charged.map((c) => `pids charged in ${c}`),
+              ...nproc.map(([u, n]) => `uid ${u} nproc ${n}`),
+            ].join(', '),
+      );
+    }
+  }
+
+  private matchTask(snap: Snapshot, t: TaskView, sel: Record<string, unknown>): boolean {
+    const pidOf = (v: unknown): number => {
+      if (typeof v === 'number') return v;
+      if (v === 'kthreadd') return 2;
+      if (v === 'init') return 1;
+      return snap.processes[String(v)]?.pid ?? -1;
+    };
+    if (sel.comm !== undefined && !globToRegExp(String(sel.comm)).test(t.comm)) return false;
+    if (sel.tgid !== undefined && t.tgid !== pidOf(sel.tgid)) return false;
+    if (sel.ppid !== undefined && t.ppid !== pidOf(sel.ppid)) return false;
+    if (sel.uid !== undefined && t.uid !== sel.uid) return false;
+    if (sel.cgroup !== undefined && t.cgroup !== sel.cgroup) return false;
+    if (sel.cpus !== undefined && t.cpus !== cpuList(cpuMask(sel.cpus as string | number))) return false;
+    if (sel.sigblk !== undefined && t.sigblk !== sel.sigblk) return false;
+    if (sel.state !== undefined && t.state !== sel.state) return false;
+    if (sel.kthread !== undefined && t.kthread !== sel.kthread) return false;
+    return true;
+  }
+
+  /** The `end` checks, and every checked label that was never reached. */
+  finish(end: Snapshot): void {
+    this.evaluateChecks('end', end);
+    for (const label of Object.keys(this.doc.checks ?? {})) {
+      if (label === 'end' || this.labelsReached.has(label)) continue;
+      const per = this.doc.checks![label]!;
+      if (!per[this.profile] && !per.default) continue;
+      this.checks.push({
+        label,
+        check: 'reached',
+        ok: false,
+        expected: 'the label to be reached',
+        actual: 'never reached',
+      });
+      this.failures.push(`check ${label}: the label was never reached (${this.profile})`);
+    }
+  }
+
+  run(timeLimit: number): RunResult['ended'] {
+    const r = this.k.run({ untilTime: timeLimit });
+    return r === 'time' ? 'time-limit' : 'idle';
+  }
+}
+
+/** A thread or child with nothing to do: sleep until a signal ends it. */
+function* pauseForever(sys: Sys): KGen<number> {
+  for (;;) yield* sys.pause();
+}
+
+/** Guest traffic through a vhost-net device: `n` frames out through TX, echoed back through RX. */
+function* guestTraffic(
+  sys: Sys,
+  s: VhostNetSetup,
+  n: number,
+  size: number,
+): KGen<{ ok: boolean; sent: number; echoed: number }> {
+  const { tx, rx, tap } = s;
+  const window = Math.min(32, tx.num);
+  const txBufs: number[] = [];
+  for (let i = 0; i < window; i++) txBufs.push(tx.allocBuffer(12 + size));
+  const rxBufs: number[] = [];
+  for (let i = 0; i < Math.min(64, rx.num); i++) rxBufs.push(rx.allocBuffer(12 + 1514));
+  for (const [i, gpa] of rxBufs.entries()) rx.addBuf([], [{ gpa, len: 12 + 1514 }], i);
+  if (rx.publish()) yield* kick(sys, s.kickFd[0]);
+  let sent = 0;
+  let txDone = 0;
+  let echoed = 0;
+  let idle = 0;
+  while (echoed < n) {
+    while (sent < n && sent - txDone < window) {
+      const gpa = txBufs[sent % window]!;
+      const pkt = new Uint8Array(12 + size);
+      new DataView(pkt.buffer).setUint32(12, sent, true);
+      tx.writeBytes(gpa, pkt);
+      tx.addBuf([{ gpa, len: pkt.length }], [], sent);
+      sent++;
+    }
+    if (tx.publish()) yield* kick(sys, s.kickFd[1]);
+    // the host side echoes every frame that came out of the tap
+    while (tap.sent.length) tap.hostSend(tap.sent.shift()!);
+    const r = yield* sys.nanosleep(20_000);
+    if (!r.ok) return { ok: false, sent, echoed };
+    const before = txDone + echoed;
+    txDone += tx.getUsed().length;
+    for (const u of rx.getUsed()) {
+      echoed++;
+      const gpa = rxBufs[u.token]!;
+      rx.addBuf([], [{ gpa, len: 12 + 1514 }], u.token);
+    }
+    if (rx.publish()) yield* kick(sys, s.kickFd[0]);
+    idle = txDone + echoed === before ? idle + 1 : 0;
+    if (idle > 50) return { ok: false, sent, echoed };
+  }
+  return { ok: true, sent, echoed };
+}
+
+export interface RunOptions {
+  seed?: number;
+  trace?: boolean;
+}
+
+/** Run `sc` on `profile`. */
+export function runScenario(sc: LoadedScenario, profile: string, o: RunOptions = {}): RunResult {
+  const doc = sc.doc;
+  const seed = o.seed ?? doc.seed ?? 1;
+  const r = new Runner(doc, profile, seed, o.trace ?? true);
+  r.spawnAll();
+  const limit = durationNs(doc['time-limit'] ?? '10s');
+  const ended = r.run(limit);
+  const end = r.snapshot('end');
+  r.snapshots.push(end);
+  r.finish(end);
+  return {
+    scenario: doc.name,
+    profile,
+    seed,
+    steps: r.steps,
+    snapshots: r.snapshots,
+    checks: r.checks,
+    failures: r.failures,
+    ended,
+    kernel: r.k,
+  };
+}
+
+export { errnoFromName };
