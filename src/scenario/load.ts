@@ -195,7 +195,10 @@ function checkExpect(ctx: Ctx, v: unknown, path: Path): void {
     });
     return;
   }
-  if (typeof v === 'string') return checkOutcome(ctx, v, path);
+  if (typeof v === 'string') {
+    checkOutcome(ctx, v, path);
+    return;
+  }
   for (const [prof, out] of Object.entries(v as Record<string, unknown>)) {
     if (prof !== 'default') checkProfileRun(ctx, prof, [...path, prof]);
     checkOutcome(ctx, out, [...path, prof]);
