@@ -50,10 +50,6 @@ export function* doExit(k: Kernel, code: number): KGen<never> {
   t.exitCode = code;
   // group_dead = atomic_dec_and_test(&tsk->signal->live)
   const groupDead = --t.signal.live === 0;
-  // pid-namespace init: kill everything in the namespace and wait for it (zap_pid_ns_processes)
-  const ns = t.activePidNs();
-  if (groupDead && ns && ns.childReaper === t.groupLeader && ns !== k.initPidNs)
-    yield* zapPidNsProcesses(k, t);
   for (const h of k.exitHooks) yield* h(k, t, groupDead);
   // exit_mm(): the mm reference goes; mm_release() completes vfork_done (kthread `exited` too)
   exitMm(k, t);
@@ -74,6 +70,11 @@ export function* doExit(k: Kernel, code: number): KGen<never> {
   }
   // exit_task_namespaces()
   t.nsproxy = null;
+  // exit_notify → forget_original_parent → find_child_reaper: a dying pid-namespace init kills
+  // everything in its namespace and waits for it (zap_pid_ns_processes), after its own files
+  // were released above
+  const ns = t.activePidNs();
+  if (groupDead && ns && ns.childReaper === t.groupLeader && ns !== k.initPidNs) yield* zapPidNsProcesses(k, t);
   cgroupExit(t);
   exitNotify(k, t, groupDead);
   t.state = TASK_DEAD;

@@ -158,16 +158,14 @@ export function copyProcess(k: Kernel, args: KernelCloneArgs, trace = 0): Result
   p.flags |= PF_FORKNOEXEC;
   if (args.kthread) p.flags |= PF_KTHREAD;
   const wf = args.workerFlags ?? 0;
-  if ((args.userWorker || wf & KERN_WORKER_USER) && pf) {
-    p.flags |= pf;
-    p.blocked = FULL_SIGSET & ~(sigmask(SIGKILL) | sigmask(SIGSTOP));
-  } else {
-    p.blocked = current.blocked;
-  }
-  if (args.ioThread || wf & KERN_WORKER_IO) {
-    p.flags |= PF_IO_WORKER;
-    if (!k.profile.ioThreadIsUserWorker) p.blocked = FULL_SIGSET & ~(sigmask(SIGKILL) | sigmask(SIGSTOP));
-  }
+  // The blocked mask "everything but SIGKILL/SIGSTOP" came with io_thread until f9010dbdce91
+  // (6.4-rc5) moved it to user_worker; the V5 series kept it on the IO flag too.
+  const userWorker = (args.userWorker || (wf & KERN_WORKER_USER) !== 0) && pf !== 0;
+  const ioThread = args.ioThread || (wf & KERN_WORKER_IO) !== 0;
+  if (userWorker) p.flags |= pf;
+  if (ioThread) p.flags |= PF_IO_WORKER;
+  const blocksAll = ioThread || (userWorker && k.profile.getSignalWorkerExemption === 'user');
+  p.blocked = blocksAll ? FULL_SIGSET & ~(sigmask(SIGKILL) | sigmask(SIGSTOP)) : current.blocked;
   p.cpusAllowed = current.cpusAllowed;
   p.startTime = k.clock;
   p.selfExecId = current.selfExecId;

@@ -390,6 +390,8 @@ export class Kernel {
     for (let steps = 0; ; steps++) {
       if (opts.until?.()) return 'condition';
       if (steps >= maxSteps) return 'steps';
+      // expired timers fire before the next slice, as hrtimer interrupts would
+      while (this.timers.length > 0 && this.timers[0]!.when <= this.clock) this.fireNextTimer();
       const t = this.pickNext();
       if (!t) {
         if (this.timers.length === 0) return 'idle';

@@ -23,6 +23,7 @@ const V610: Switches = {
   vhostTaskErrPtr: false,
   procStatusKthreadLine: true,
   procKthreadFullName: true,
+  vhostMultiWorker: true,
   vhostForkOwnerControl: false,
   // kvm_mmu_post_init_vm() → kvm_vm_create_worker_thread() until d96c77bd4eeb (v6.13)
   kvmNxWorker: 'kthread-at-create',
@@ -45,6 +46,7 @@ const KTHREAD_ERA: Switches = {
   vhostTaskErrPtr: false,
   procStatusKthreadLine: false,
   procKthreadFullName: true,
+  vhostMultiWorker: false,
   vhostForkOwnerControl: false,
   kvmNxWorker: 'kthread-at-create',
   kvmNxHugePagesNever: false,
@@ -74,7 +76,7 @@ export const PROFILES: readonly Profile[] = [
       'kernel/fork.c @ 5.15.y (RLIMIT_NPROC checked after copy_creds, 8f2f9c4d82f2 backport)',
       'arch/x86/kvm/mmu/mmu.c @ v5.15: kvm_mmu_post_init_vm() → kvm_vm_create_worker_thread() (kthread); no nx_huge_pages=never',
     ],
-    { ...KTHREAD_ERA, attachTaskAllSkipsDfl: true, procKthreadFullName: false },
+    { ...KTHREAD_ERA, attachTaskAllSkipsDfl: true, procKthreadFullName: false, vhostMultiWorker: false },
   ),
   profile(
     'linux-6.1',
@@ -85,7 +87,7 @@ export const PROFILES: readonly Profile[] = [
       'observed on Debian 6.1 under QEMU',
       'arch/x86/kvm/mmu/mmu.c @ 6.1.y: NX recovery kthread at VM creation; nx_huge_pages=never backported (0b210faf3373, 6.1.53)',
     ],
-    { ...KTHREAD_ERA, kvmNxHugePagesNever: true },
+    { ...KTHREAD_ERA, kvmNxHugePagesNever: true, vhostMultiWorker: false },
   ),
   profile(
     'seed-v5',
@@ -98,6 +100,7 @@ export const PROFILES: readonly Profile[] = [
       vhostWorker: 'kernel-worker-v5',
       pfUserWorker: PF_USER_WORKER_V5,
       ioThreadIsUserWorker: true,
+      vhostMultiWorker: false,
     },
   ),
   profile(
@@ -111,8 +114,10 @@ export const PROFILES: readonly Profile[] = [
       vhostTaskGeneration: 'vhost-task-rc1',
       getSignalWorkerExemption: 'io',
       procStatusKthreadLine: true,
-  procKthreadFullName: true,
+      procKthreadFullName: true,
       kvmNxHugePagesNever: false,
+      // one default worker per device (dev->worker); the xarray and worker ioctls are 6.5
+      vhostMultiWorker: false,
       bugs: ['vhost-task-lost-wakeup', 'vsock-early-queue'],
     },
   ),
@@ -132,6 +137,7 @@ export const PROFILES: readonly Profile[] = [
       vhostTaskGeneration: 'vhost-task-thread',
       vhostSignalHacks: true,
       kvmNxHugePagesNever: false,
+      vhostMultiWorker: false,
     },
   ),
   profile(
@@ -144,6 +150,7 @@ export const PROFILES: readonly Profile[] = [
       vhostWorker: 'vhost-task-thread',
       vhostTaskGeneration: 'vhost-task-thread',
       vhostSignalHacks: true,
+      vhostMultiWorker: true,
     },
   ),
   profile(
@@ -151,7 +158,7 @@ export const PROFILES: readonly Profile[] = [
     '6.10',
     'vhost_task handles SIGKILL: the worker exits at once',
     ['db5247d9bf5c (vhost_task SIGKILL)', '240a1853b4d2 ("kernel: Remove signal hacks for vhost_tasks")'],
-    V610,
+    { ...V610, vhostMultiWorker: true },
   ),
   profile(
     'linux-6.12',
@@ -163,7 +170,13 @@ export const PROFILES: readonly Profile[] = [
       'KVM NX recovery as in Debian 6.12.y: the stable backports of d96c77bd4eeb (vhost_task), 931656b9e2ff (first KVM_RUN, call_once) and 916b7f42b3b3 (retry, true errno; 6.12.44)',
       'cb380909ae3b (vhost_task_create returns ERR_PTR) as backported to 6.12.y',
     ],
-    { ...V610, pidsEventsHierarchical: true, vhostTaskErrPtr: true, ...KVM_NX_FIRST_RUN },
+    {
+      ...V610,
+      pidsEventsHierarchical: true,
+      vhostTaskErrPtr: true,
+      vhostMultiWorker: true,
+      ...KVM_NX_FIRST_RUN,
+    },
   ),
   profile(
     'linux-6.17',
@@ -176,6 +189,7 @@ export const PROFILES: readonly Profile[] = [
       vhostTaskLockedWake: true,
       vhostTaskErrPtr: true,
       vhostForkOwnerControl: true,
+      vhostMultiWorker: true,
       ...KVM_NX_FIRST_RUN,
     },
   ),
@@ -191,6 +205,7 @@ export const PROFILES: readonly Profile[] = [
       vhostTaskLockedWake: true,
       vhostTaskErrPtr: true,
       vhostForkOwnerControl: true,
+      vhostMultiWorker: true,
       ...KVM_NX_FIRST_RUN,
     },
   ),
@@ -205,6 +220,7 @@ export const PROFILES: readonly Profile[] = [
       vhostTaskLockedWake: true,
       vhostTaskErrPtr: true,
       vhostForkOwnerControl: true,
+      vhostMultiWorker: true,
       ...KVM_NX_FIRST_RUN,
     },
   ),

@@ -90,6 +90,13 @@ export interface Profile {
   readonly vhostTaskLockedWake: boolean;
   /** vhost_task_create returns ERR_PTR (cb380909ae3b) instead of NULL */
   readonly vhostTaskErrPtr: boolean;
+  /**
+   * Multiple vhost workers per device (v6.5+, c1ecd8e95007/1cdaafa1b8b4/228a27cf78af/
+   * d74b55e65502): vhost-scsi routes VHOST_NEW_WORKER / FREE_WORKER / ATTACH_VRING_WORKER /
+   * GET_VRING_WORKER to vhost_worker_ioctl(); before 6.5 those numbers do not exist and fall
+   * into vhost_dev_ioctl() / vhost_vring_ioctl() like any unknown ioctl.
+   */
+  readonly vhostMultiWorker: boolean;
   /** VHOST_SET/GET_FORK_FROM_OWNER and the fork_from_owner_default parameter exist (6.17+) */
   readonly vhostForkOwnerControl: boolean;
   /** how KVM x86 creates its NX huge page recovery worker (see KvmNxWorker) */

@@ -396,7 +396,8 @@ export function* vhostWorkerCreate(k: Kernel, dev: VhostDev): KGen<Result<VhostW
   if (k.allocFails('vhost_worker')) return err(Errno.ENOMEM);
   if (mode === 'kthread') {
     const r = yield* kthreadCreateOnNode(k, () => vhostKthreadLoop(k, worker), null, name);
-    if (!r.ok) return r;
+    // ≤ 6.3 vhost_dev_set_owner passes PTR_ERR(worker) on; 6.17's vhost_worker_create returns NULL → ENOMEM
+    if (!r.ok) return k.profile.vhostForkOwnerControl ? err(Errno.ENOMEM) : r;
     worker.task = r.value;
     k.wakeUpProcess(r.value);
     worker.id = xaAlloc(dev);
@@ -417,7 +418,7 @@ export function* vhostWorkerCreate(k: Kernel, dev: VhostDev): KGen<Result<VhostW
       // f3f64c2eaffb (v6.18) also erases the xarray id here; 6.17 leaked it
       if (!k.profile.bugs.has('kthread-worker-id-leak')) dev.workers.delete(worker.id);
       yield* kthreadStop(k, worker.task);
-      return attachErr;
+      return k.profile.vhostForkOwnerControl ? err(Errno.ENOMEM) : attachErr;
     }
     return ok(worker);
   }
