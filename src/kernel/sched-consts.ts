@@ -26,6 +26,8 @@ export const PF_KSWAPD = 0x00020000;
 export const PF_KTHREAD = 0x00200000;
 export const PF_RANDOMIZE = 0x00400000;
 export const PF_NO_SETAFFINITY = 0x04000000;
+/** the task running freeze_processes(): never frozen itself */
+export const PF_SUSPEND_TASK = 0x80000000;
 /** PF_USER_WORKER as proposed by the V5 kernel_worker series (Nov 2021), never merged. */
 export const PF_USER_WORKER_V5 = 0x01000000;
 

@@ -17,6 +17,7 @@ import {
   PF_KTHREAD,
   PF_NOFREEZE,
   PF_SIGNALED,
+  PF_SUSPEND_TASK,
   TASK_FROZEN,
   TASK_INTERRUPTIBLE,
   TASK_NORMAL,
@@ -440,9 +441,9 @@ function* doSignalStop(k: Kernel, signr: number): KGen<boolean> {
   return true;
 }
 
-/** freezing(p): the system freezer wants this task frozen (kernel/freezer.c). */
+/** freezing(p) → freezing_slow_path(): PF_NOFREEZE and PF_SUSPEND_TASK tasks are never frozen (kernel/freezer.c). */
 export function freezing(k: Kernel, p: Task): boolean {
-  return k.systemFreezing && !(p.flags & PF_NOFREEZE);
+  return k.systemFreezing && !(p.flags & (PF_NOFREEZE | PF_SUSPEND_TASK));
 }
 
 /** models try_to_freeze() → __refrigerator(), v6.12: sleep in TASK_FROZEN while freezing. */
@@ -636,6 +637,8 @@ export function setCurrentBlocked(k: Kernel, t: Task, set: SigSet): void {
  * a fake signal, kthreads a plain wake-up; PF_NOFREEZE tasks are skipped.
  */
 export function freezeProcesses(k: Kernel): void {
+  // kernel/power/process.c: current->flags |= PF_SUSPEND_TASK
+  if (k.current) k.current.flags |= PF_SUSPEND_TASK;
   k.systemFreezing = true;
   for (const t of k.tasks.values()) {
     if (!t.alive || !freezing(k, t)) continue;
@@ -647,6 +650,7 @@ export function freezeProcesses(k: Kernel): void {
 /** models thaw_processes(). */
 export function thawProcesses(k: Kernel): void {
   k.systemFreezing = false;
+  for (const t of k.tasks.values()) t.flags = (t.flags & ~PF_SUSPEND_TASK) >>> 0;
   for (const t of k.tasks.values()) k.tryToWakeUp(t, TASK_FROZEN);
 }
 

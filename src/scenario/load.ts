@@ -108,7 +108,8 @@ function unionExpectation(i: z.core.$ZodIssue): string {
   const names = new Set<string>();
   for (const branch of errs)
     for (const e of branch) {
-      if (e.code === 'invalid_type') names.add(String(e.expected));
+      if (e.code === 'invalid_union') for (const n of unionExpectation(e).split(' or ')) names.add(n);
+      else if (e.code === 'invalid_type') names.add(String(e.expected));
       else if (e.code === 'invalid_value')
         names.add((e.values as unknown[]).map((v) => JSON.stringify(v)).join(' or '));
       else if (e.message)
@@ -378,7 +379,8 @@ export function parseScenario(text: string, file: string): LoadedScenario {
     for (const e of doc.errors) {
       const pos = lc.linePos(e.pos[0]);
       if (e.code === 'DUPLICATE_KEY') {
-        const key = text.slice(e.pos[0], e.pos[1]).trim();
+        // the error's range covers only the key's first character: read the key up to its colon
+        const key = (/^[^:\n]*/.exec(text.slice(e.pos[0]))?.[0] ?? '').trim().replace(/^(["'])(.*)\1$/, '$2');
         issues.push({
           code: 'duplicate',
           path: [],
