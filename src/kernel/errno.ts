@@ -36,6 +36,7 @@ export const Errno = {
   EPFNOSUPPORT: 96,
   ESOCKTNOSUPPORT: 94,
   EOPNOTSUPP: 95,
+  EADDRINUSE: 98,
   ENOBUFS: 105,
   /** kernel-internal: restart the syscall if the handler allows it */
   ERESTARTSYS: 512,

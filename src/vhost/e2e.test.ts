@@ -307,7 +307,6 @@ const WHERE_TEXT = {
   thread: 'threads of the owner',
 } as const;
 
-
 interface WorkerView {
   tid: number;
   name: string;

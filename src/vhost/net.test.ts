@@ -140,7 +140,6 @@ const region = (gpa: number, size: number, hva: number) => ({
   flagsPadding: 0n,
 });
 
-
 // ------------------------------------------------------------------ tests
 
 describe.each(PROFILE_NAMES)('vhost-net on %s', (profile) => {
@@ -303,22 +302,19 @@ describe.each(PROFILE_NAMES)('vhost-net on %s', (profile) => {
 
     // Linux closes files first and zaps from exit_notify() → forget_original_parent() →
     // find_child_reaper(): otherwise a worker that ignores SIGKILL (V5, 6.4-rc1) would never go
-    it(
-      "an owner that is its pid namespace's init can exit without closing the device: exit_files releases it before the namespace is zapped",
-      () => {
-        const { k, atBoot } = boot(profile);
-        runOwner(k, atBoot, function* (sys) {
-          const child = yield* sys.clone(CLONE_NEWPID | SIGCHLD, function* (c) {
-            const fd = yield* openNet(c);
-            expect(res(yield* c.ioctl(fd, U.VHOST_SET_OWNER))).toBe('ok');
-            return 7;
-          });
-          const w = yield* sys.wait4(child.ok ? child.value : -1);
-          expect(w.ok && w.value.status).toBe(7 << 8);
+    it("an owner that is its pid namespace's init can exit without closing the device: exit_files releases it before the namespace is zapped", () => {
+      const { k, atBoot } = boot(profile);
+      runOwner(k, atBoot, function* (sys) {
+        const child = yield* sys.clone(CLONE_NEWPID | SIGCHLD, function* (c) {
+          const fd = yield* openNet(c);
+          expect(res(yield* c.ioctl(fd, U.VHOST_SET_OWNER))).toBe('ok');
+          return 7;
         });
-        checkInvariants(k);
-      },
-    );
+        const w = yield* sys.wait4(child.ok ? child.value : -1);
+        expect(w.ok && w.value.status).toBe(7 << 8);
+      });
+      checkInvariants(k);
+    });
   });
 
   describe('ring validation (§10 items 26–27)', () => {
@@ -647,20 +643,17 @@ describe.each(PROFILE_NAMES)('vhost-net on %s', (profile) => {
       checkInvariants(k);
     });
 
-    it(
-      `with kernel.threads-max reached, SET_OWNER returns ${out(x.setOwnerThreadsMaxExhausted)}`,
-      () => {
-        const { k, atBoot } = boot(profile);
-        runOwner(k, atBoot, function* (sys) {
-          const fd = yield* openNet(sys);
-          const saved = k.maxThreads;
-          k.maxThreads = k.nrThreads;
-          expect(res(yield* sys.ioctl(fd, U.VHOST_SET_OWNER))).toBe(out(x.setOwnerThreadsMaxExhausted));
-          k.maxThreads = saved;
-        });
-        checkInvariants(k);
-      },
-    );
+    it(`with kernel.threads-max reached, SET_OWNER returns ${out(x.setOwnerThreadsMaxExhausted)}`, () => {
+      const { k, atBoot } = boot(profile);
+      runOwner(k, atBoot, function* (sys) {
+        const fd = yield* openNet(sys);
+        const saved = k.maxThreads;
+        k.maxThreads = k.nrThreads;
+        expect(res(yield* sys.ioctl(fd, U.VHOST_SET_OWNER))).toBe(out(x.setOwnerThreadsMaxExhausted));
+        k.maxThreads = saved;
+      });
+      checkInvariants(k);
+    });
 
     it(`with the owner's cgroup at pids.max, SET_OWNER gives ${out(x.setOwnerPidsMaxExhausted)}${x.setOwnerPidsMaxExhausted === 'ok' ? ' (a kthread is forked in the root cgroup and moved unchecked)' : ': pids is checked after PID allocation, so the failed attempt used up a PID'}`, () => {
       const { k, atBoot } = boot(profile);

@@ -8,7 +8,7 @@ import { File, type FileOps, fput } from '../kernel/files.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { MM } from '../kernel/mm.js';
 import { type KGen, mutexLock, mutexUnlock } from '../kernel/sched.js';
-import { eventfdSignal } from '../kernel/syscalls.js';
+import { copyFromIovs, copyToIovs } from './iov.js';
 import { type TapQueue, tapSocketOf } from './tap.js';
 import * as U from './uapi.js';
 import {
@@ -21,12 +21,13 @@ import {
   vhostDevIoctl,
   vhostDevSetOwner,
   vhostDevStop,
+  vhostExceedsWeight,
   vhostSignal,
   vhostVqWorkQueue,
   vhostVringIoctl,
+  vqErr,
 } from './vhost.js';
 import {
-  type Iov,
   vhostAddUsed,
   vhostDisableNotify,
   vhostDiscardVqDesc,
@@ -102,49 +103,6 @@ function ringMm(k: Kernel): MM | null {
   return k.current!.mm;
 }
 
-/** Gather the bytes of readable iovecs from the (current) address space. */
-function copyFromIovs(mm: MM, iovs: readonly Iov[]): Result<Uint8Array> {
-  let len = 0;
-  for (const v of iovs) len += v.len;
-  const out = new Uint8Array(len);
-  let o = 0;
-  for (const v of iovs) {
-    const r = mm.read(v.addr, v.len);
-    if (!r.ok) return r;
-    out.set(r.value, o);
-    o += v.len;
-  }
-  return ok(out);
-}
-
-/** Scatter `data` into writable iovecs; returns the bytes written. */
-function copyToIovs(mm: MM, iovs: readonly Iov[], data: Uint8Array): Result<number> {
-  let o = 0;
-  for (const v of iovs) {
-    if (o >= data.length) break;
-    const n = Math.min(v.len, data.length - o);
-    const w = mm.write(v.addr, data.subarray(o, o + n));
-    if (!w.ok) return w;
-    o += n;
-  }
-  return ok(o);
-}
-
-/** models vq_err(): report a ring error through the error eventfd. */
-function vqErr(k: Kernel, vq: VhostVirtqueue, what: string): void {
-  if (k.trace.enabled) k.emit('vhost_vq_err', `dev=${vq.dev.name} vq=${vq.index} ${what}`);
-  if (vq.errorCtx) eventfdSignal(k, vq.errorCtx);
-}
-
-/** models vhost_exceeds_weight(): past the weight, requeue the handler and stop. */
-function exceedsWeight(k: Kernel, vq: VhostVirtqueue, pkts: number, total: number): boolean {
-  if (pkts >= VHOST_NET_PKT_WEIGHT || total >= VHOST_NET_WEIGHT) {
-    vhostVqWorkQueue(k, vq, vq.poll.work);
-    return true;
-  }
-  return false;
-}
-
 /** models handle_tx() → handle_tx_copy(), v6.12. */
 function* handleTx(k: Kernel, net: VhostNet, vq: VhostVirtqueue): KGen<void> {
   yield* mutexLock(k, vq.mutex);
@@ -187,7 +145,7 @@ function* handleTx(k: Kernel, net: VhostNet, vq: VhostVirtqueue): KGen<void> {
       const u = vhostAddUsed(mm, vq.ring, d.value.head, 0);
       if (!u.ok) break;
       signal = true;
-      if (exceedsWeight(k, vq, ++sent, total)) break;
+      if (vhostExceedsWeight(k, vq, ++sent, total, VHOST_NET_PKT_WEIGHT, VHOST_NET_WEIGHT)) break;
     }
     if (signal) vhostSignal(k, vq, vhostNotify(mm, vq.ring));
   } finally {
@@ -242,7 +200,7 @@ function* handleRx(k: Kernel, net: VhostNet, vq: VhostVirtqueue): KGen<void> {
       total += frame.length;
       if (!vhostAddUsed(mm, vq.ring, d.value.head, w.value).ok) break;
       signal = true;
-      if (exceedsWeight(k, vq, ++recv, total)) break;
+      if (vhostExceedsWeight(k, vq, ++recv, total, VHOST_NET_PKT_WEIGHT, VHOST_NET_WEIGHT)) break;
       sockLen = sock.peekHeadLen();
     }
     if (signal) vhostSignal(k, vq, vhostNotify(mm, vq.ring));

@@ -37,7 +37,7 @@ import {
   mutexUnlock,
   waitForCompletion,
 } from '../kernel/sched.js';
-import { eventfdSignal } from '../kernel/syscalls.js';
+import { copyFromIovs, copyToIovs, iovLength } from './iov.js';
 import * as U from './uapi.js';
 import {
   VhostDev,
@@ -47,10 +47,12 @@ import {
   vhostDevFlush,
   vhostDevIoctl,
   vhostDevStop,
+  vhostExceedsWeight,
   vhostSignal,
   vhostVqWorkQueue,
   vhostVringIoctl,
   vhostWorkerIoctl,
+  vqErr,
 } from './vhost.js';
 import {
   type Iov,
@@ -437,12 +439,6 @@ export function cdbRw10(opcode: typeof READ_10 | typeof WRITE_10, lba: number, b
 
 // ------------------------------------------------------------------ iovec helpers
 
-function iovLength(iovs: readonly Iov[]): number {
-  let n = 0;
-  for (const v of iovs) n += v.len;
-  return n;
-}
-
 /** iov_iter_advance(): the iovecs that remain after skipping `n` bytes. */
 function iovAdvance(iovs: readonly Iov[], n: number): Iov[] {
   const out: Iov[] = [];
@@ -455,49 +451,6 @@ function iovAdvance(iovs: readonly Iov[], n: number): Iov[] {
     n = 0;
   }
   return out;
-}
-
-/** copy_from_iter(): up to `len` bytes gathered from the iovecs of `mm`. */
-function copyFromIovs(mm: MM, iovs: readonly Iov[], len: number): Result<Uint8Array> {
-  const out = new Uint8Array(Math.min(len, iovLength(iovs)));
-  let o = 0;
-  for (const v of iovs) {
-    if (o >= out.length) break;
-    const n = Math.min(v.len, out.length - o);
-    const r = mm.read(v.addr, n);
-    if (!r.ok) return r;
-    out.set(r.value, o);
-    o += n;
-  }
-  return ok(out);
-}
-
-/** copy_to_iter(): scatter `data` into the iovecs of `mm`; returns the bytes copied. */
-function copyToIovs(mm: MM, iovs: readonly Iov[], data: Uint8Array): Result<number> {
-  let o = 0;
-  for (const v of iovs) {
-    if (o >= data.length) break;
-    const n = Math.min(v.len, data.length - o);
-    const w = mm.write(v.addr, data.subarray(o, o + n));
-    if (!w.ok) return w;
-    o += n;
-  }
-  return ok(o);
-}
-
-/** vq_err(): report a ring error through the error eventfd. */
-function vqErr(k: Kernel, vq: VhostVirtqueue, what: string): void {
-  if (k.trace.enabled) k.emit('vhost_vq_err', `dev=${vq.dev.name} vq=${vq.index} ${what}`);
-  if (vq.errorCtx) eventfdSignal(k, vq.errorCtx);
-}
-
-/** models vhost_exceeds_weight() with dev->weight = VHOST_SCSI_WEIGHT and no byte weight. */
-function exceedsWeight(k: Kernel, vq: VhostVirtqueue, reqs: number): boolean {
-  if (reqs >= VHOST_SCSI_WEIGHT) {
-    vhostVqWorkQueue(k, vq, vq.poll.work);
-    return true;
-  }
-  return false;
 }
 
 /** models vhost_vq_access_ok() for this model: access_ok() of the three ring ranges. */
@@ -903,7 +856,7 @@ function* vhostScsiHandleVq(k: Kernel, vs: VhostScsi, vq: VhostVirtqueue): KGen<
           `vq=${vq.index} op=0x${cdb[0]!.toString(16)} dir=${dir} len=${expLen} status=${result.status}`,
         );
       vhostScsiReleaseCmd(k, { svq, head: vc.head, respIovs, inflight, result });
-    } while (!exceedsWeight(k, vq, ++c));
+    } while (!vhostExceedsWeight(k, vq, ++c, 0, VHOST_SCSI_WEIGHT, Number.POSITIVE_INFINITY));
   } finally {
     mutexUnlock(k, vq.mutex);
   }
@@ -1006,7 +959,7 @@ function* vhostScsiCtlHandleVq(k: Kernel, vs: VhostScsi, vq: VhostVirtqueue): KG
         b[4] = VIRTIO_SCSI_S_OK;
         sendImmediate(k, mm, vq, vc, b);
       }
-    } while (!exceedsWeight(k, vq, ++c));
+    } while (!vhostExceedsWeight(k, vq, ++c, 0, VHOST_SCSI_WEIGHT, Number.POSITIVE_INFINITY));
   } finally {
     mutexUnlock(k, vq.mutex);
   }

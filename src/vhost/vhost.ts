@@ -808,6 +808,31 @@ export function* vhostVringIoctl(k: Kernel, dev: VhostDev, cmd: number, argp: nu
   return r;
 }
 
+/** models vq_err(): report a ring error through the error eventfd. */
+export function vqErr(k: Kernel, vq: VhostVirtqueue, what: string): void {
+  if (k.trace.enabled) k.emit('vhost_vq_err', `dev=${vq.dev.name} vq=${vq.index} ${what}`);
+  if (vq.errorCtx) eventfdSignal(k, vq.errorCtx);
+}
+
+/**
+ * models vhost_exceeds_weight(): past the device's packet or byte weight, requeue the handler
+ * (vhost_poll_queue) and tell it to stop, so one virtqueue cannot starve the others.
+ */
+export function vhostExceedsWeight(
+  k: Kernel,
+  vq: VhostVirtqueue,
+  pkts: number,
+  total: number,
+  pktWeight: number,
+  byteWeight: number,
+): boolean {
+  if (pkts >= pktWeight || total >= byteWeight) {
+    vhostVqWorkQueue(k, vq, vq.poll.work);
+    return true;
+  }
+  return false;
+}
+
 /** models vhost_signal(): notify the guest through the call eventfd if the ring says so. */
 export function vhostSignal(k: Kernel, vq: VhostVirtqueue, notify: boolean): void {
   if (!notify || !vq.callCtx) return;

@@ -23,7 +23,6 @@ import { ioctlWith, kick, Scratch } from './qemu.js';
 import * as U from './uapi.js';
 import {
   decodeVirtioVsockHdr,
-  EADDRINUSE,
   encodeVirtioVsockHdr,
   SIZEOF_VIRTIO_VSOCK_HDR,
   VHOST_VSOCK_FEATURES,
@@ -188,10 +187,10 @@ describe('vhost-vsock control path', () => {
       const b = yield* openVsock(sys);
       for (const cid of [0n, 1n, 2n, 0xffffffffn, 0x100000003n])
         expect(errnoOf(yield* setCid(sys, scratch, a, cid))).toBe(Errno.EINVAL);
-      expect(errnoOf(yield* setCid(sys, scratch, a, 7n))).toBe(EADDRINUSE);
+      expect(errnoOf(yield* setCid(sys, scratch, a, 7n))).toBe(Errno.EADDRINUSE);
       expect(errnoOf(yield* setCid(sys, scratch, a, 3n))).toBe(0);
       expect(vhostVsockGet(k, 3)).toBe(devOf(sys, a));
-      expect(errnoOf(yield* setCid(sys, scratch, b, 3n))).toBe(EADDRINUSE);
+      expect(errnoOf(yield* setCid(sys, scratch, b, 3n))).toBe(Errno.EADDRINUSE);
       // the same device may set its own CID again, or move to another one
       expect(errnoOf(yield* setCid(sys, scratch, a, 3n))).toBe(0);
       expect(errnoOf(yield* setCid(sys, scratch, a, 4n))).toBe(0);

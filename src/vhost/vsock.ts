@@ -31,9 +31,8 @@
 import { Errno, err, ok, type Result } from '../kernel/errno.js';
 import { File, type FileOps } from '../kernel/files.js';
 import type { Kernel } from '../kernel/kernel.js';
-import type { MM } from '../kernel/mm.js';
 import { type KGen, mutexLock, mutexUnlock, preemptPoint } from '../kernel/sched.js';
-import { eventfdSignal } from '../kernel/syscalls.js';
+import { copyFromIovsFull, copyToIovs, iovLength } from './iov.js';
 import * as U from './uapi.js';
 import {
   VhostDev,
@@ -45,12 +44,13 @@ import {
   vhostDevHasOwner,
   vhostDevIoctl,
   vhostDevStop,
+  vhostExceedsWeight,
   vhostSignal,
   vhostVqWorkQueue,
   vhostVringIoctl,
+  vqErr,
 } from './vhost.js';
 import {
-  type Iov,
   UIO_MAXIOV,
   vhostAddUsed,
   vhostDisableNotify,
@@ -92,13 +92,6 @@ export const VIRTIO_VSOCK_MAX_PKT_BUF_SIZE = 64 * 1024;
 export const VHOST_VSOCK_FEATURES =
   U.VHOST_FEATURES | U.bit(U.VIRTIO_F_ACCESS_PLATFORM) | U.bit(VIRTIO_VSOCK_F_SEQPACKET);
 export const VHOST_VSOCK_BACKEND_FEATURES = U.bit(U.VHOST_BACKEND_F_IOTLB_MSG_V2);
-
-/**
- * EADDRINUSE (98, include/uapi/asm-generic/errno.h). src/kernel/errno.ts does not list it yet
- * (it should gain `EADDRINUSE: 98`, after which this becomes Errno.EADDRINUSE); the value is
- * the kernel's, only errnoName() prints it as "E98" until then.
- */
-export const EADDRINUSE = 98 as Errno;
 
 /** x86-64 TASK_SIZE_MAX with 4-level paging: what access_ok() accepts. */
 const TASK_SIZE_MAX = 0x7ffffffff000;
@@ -253,64 +246,6 @@ export function vhostVsockOf(f: File | null): VhostVsock | null {
 
 // ------------------------------------------------------------------ helpers
 
-function iovLength(iovs: readonly Iov[]): number {
-  let n = 0;
-  for (const v of iovs) n += v.len;
-  return n;
-}
-
-/** copy_to_iter() of `data` into the iovecs from byte `skip`; returns bytes copied. */
-function copyToIovs(mm: MM, iovs: readonly Iov[], data: Uint8Array, skip = 0): Result<number> {
-  let o = 0;
-  for (const v of iovs) {
-    if (o >= data.length) break;
-    if (skip >= v.len) {
-      skip -= v.len;
-      continue;
-    }
-    const n = Math.min(v.len - skip, data.length - o);
-    const w = mm.write(v.addr + skip, data.subarray(o, o + n));
-    if (!w.ok) return w;
-    o += n;
-    skip = 0;
-  }
-  return ok(o);
-}
-
-/** copy_from_iter(): `len` bytes from the iovecs, starting at byte `skip`. */
-function copyFromIovs(mm: MM, iovs: readonly Iov[], len: number, skip = 0): Result<Uint8Array> {
-  const out = new Uint8Array(len);
-  let o = 0;
-  for (const v of iovs) {
-    if (o >= len) break;
-    if (skip >= v.len) {
-      skip -= v.len;
-      continue;
-    }
-    const n = Math.min(v.len - skip, len - o);
-    const r = mm.read(v.addr + skip, n);
-    if (!r.ok) return r;
-    out.set(r.value, o);
-    o += n;
-    skip = 0;
-  }
-  return o === len ? ok(out) : err(Errno.EFAULT);
-}
-
-function vqErr(k: Kernel, vq: VhostVirtqueue, what: string): void {
-  if (k.trace.enabled) k.emit('vhost_vq_err', `dev=${vq.dev.name} vq=${vq.index} ${what}`);
-  if (vq.errorCtx) eventfdSignal(k, vq.errorCtx);
-}
-
-/** models vhost_exceeds_weight() with VHOST_VSOCK_PKT_WEIGHT packets / VHOST_VSOCK_WEIGHT bytes. */
-function exceedsWeight(k: Kernel, vq: VhostVirtqueue, pkts: number, total: number): boolean {
-  if (total >= VHOST_VSOCK_WEIGHT || pkts >= VHOST_VSOCK_PKT_WEIGHT) {
-    vhostVqWorkQueue(k, vq, vq.poll.work);
-    return true;
-  }
-  return false;
-}
-
 /** models vhost_vq_access_ok() for this model: access_ok() of the three ring ranges. */
 function vqAccessOk(vq: VhostVirtqueue): boolean {
   const r = vq.ring;
@@ -453,7 +388,7 @@ function* vhostTransportDoSendPkt(k: Kernel, vsock: VhostVsock, vq: VhostVirtque
         const val = --vsock.queuedReplies;
         if (val + 1 === txVq.ring.num) restartTx = true;
       }
-    } while (!exceedsWeight(k, vq, ++pkts, totalLen));
+    } while (!vhostExceedsWeight(k, vq, ++pkts, totalLen, VHOST_VSOCK_PKT_WEIGHT, VHOST_VSOCK_WEIGHT));
     if (added) vhostSignal(k, vq, vhostNotify(mm, vq.ring));
   } finally {
     mutexUnlock(k, vq.mutex);
@@ -500,12 +435,12 @@ function* vhostVsockHandleTxKick(k: Kernel, vsock: VhostVsock, vq: VhostVirtqueu
         const len = iovLength(d.value.out);
         if (len < SIZEOF_VIRTIO_VSOCK_HDR || len > VIRTIO_VSOCK_MAX_PKT_BUF_SIZE + SIZEOF_VIRTIO_VSOCK_HDR)
           return null;
-        const hb = copyFromIovs(mm, d.value.out, SIZEOF_VIRTIO_VSOCK_HDR);
+        const hb = copyFromIovsFull(mm, d.value.out, SIZEOF_VIRTIO_VSOCK_HDR);
         if (!hb.ok) return null;
         const hdr = decodeVirtioVsockHdr(hb.value);
         if (!hdr.len) return { hdr, payload: new Uint8Array(0) };
         if (hdr.len + SIZEOF_VIRTIO_VSOCK_HDR > len) return null;
-        const pb = copyFromIovs(mm, d.value.out, hdr.len, SIZEOF_VIRTIO_VSOCK_HDR);
+        const pb = copyFromIovsFull(mm, d.value.out, hdr.len, SIZEOF_VIRTIO_VSOCK_HDR);
         return pb.ok ? { hdr, payload: pb.value } : null;
       })();
       if (!pkt) {
@@ -523,7 +458,7 @@ function* vhostVsockHandleTxKick(k: Kernel, vsock: VhostVsock, vq: VhostVirtqueu
       }
       vhostAddUsed(mm, vq.ring, d.value.head, 0);
       added = true;
-    } while (!exceedsWeight(k, vq, ++pkts, totalLen));
+    } while (!vhostExceedsWeight(k, vq, ++pkts, totalLen, VHOST_VSOCK_PKT_WEIGHT, VHOST_VSOCK_WEIGHT));
     if (added) vhostSignal(k, vq, vhostNotify(mm, vq.ring));
   } finally {
     mutexUnlock(k, vq.mutex);
@@ -602,9 +537,9 @@ function vhostVsockSetCid(k: Kernel, vsock: VhostVsock, guestCid: bigint): Resul
   if (guestCid > BigInt(U32_MAX)) return err(Errno.EINVAL);
   const cid = Number(guestCid);
   const g = vsockGlobal(k);
-  if (g.g2hLocalCid === cid) return err(EADDRINUSE);
+  if (g.g2hLocalCid === cid) return err(Errno.EADDRINUSE);
   const other = vhostVsockGet(k, cid);
-  if (other && other !== vsock) return err(EADDRINUSE);
+  if (other && other !== vsock) return err(Errno.EADDRINUSE);
   if (vsock.guestCid) g.hash.delete(vsock.guestCid);
   vsock.guestCid = cid;
   g.hash.set(cid, vsock);
