@@ -74,7 +74,8 @@ export function* doExit(k: Kernel, code: number): KGen<never> {
   // everything in its namespace and waits for it (zap_pid_ns_processes), after its own files
   // were released above
   const ns = t.activePidNs();
-  if (groupDead && ns && ns.childReaper === t.groupLeader && ns !== k.initPidNs) yield* zapPidNsProcesses(k, t);
+  if (groupDead && ns && ns.childReaper === t.groupLeader && ns !== k.initPidNs)
+    yield* zapPidNsProcesses(k, t);
   cgroupExit(t);
   exitNotify(k, t, groupDead);
   t.state = TASK_DEAD;
@@ -155,7 +156,8 @@ function forgetOriginalParent(k: Kernel, father: Task, dead: Task[]): void {
       t.realParent = reaper;
       if (!t.ptrace) t.parent = reaper;
       // group_send_sig_info(t->pdeath_signal, SEND_SIG_NOINFO, t, PIDTYPE_TGID)
-      if (t.pdeathSignal) sendSignal(k, t.pdeathSignal, { signo: t.pdeathSignal, code: 0, pid: 0, uid: 0 }, t, true);
+      if (t.pdeathSignal)
+        sendSignal(k, t.pdeathSignal, { signo: t.pdeathSignal, code: 0, pid: 0, uid: 0 }, t, true);
     }
     reaper.linkChild(p);
     if (reaper.signal !== father.signal) reparentLeader(k, p, dead);

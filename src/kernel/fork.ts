@@ -236,7 +236,10 @@ export function copyProcess(k: Kernel, args: KernelCloneArgs, trace = 0): Result
     if (hasFlag(f, CLONE_CLEAR_SIGHAND))
       for (let s = 1; s < p.sighand.action.length; s++)
         // flush_signal_handlers(p, 0): non-ignored → SIG_DFL; every action loses flags and mask
-        p.sighand.action[s] = p.sighand.action[s]!.handler === SIG_IGN ? { handler: SIG_IGN, flags: 0, mask: 0n } : DEFAULT_SIGACTION;
+        p.sighand.action[s] =
+          p.sighand.action[s]!.handler === SIG_IGN
+            ? { handler: SIG_IGN, flags: 0, mask: 0n }
+            : DEFAULT_SIGACTION;
   }
   // copy_signal
   if (has(CLONE_THREAD)) p.signal = current.signal;
