@@ -169,6 +169,8 @@ export function copyProcess(k: Kernel, args: KernelCloneArgs, trace = 0): Result
   p.cpusAllowed = current.cpusAllowed;
   p.startTime = k.clock;
   p.selfExecId = current.selfExecId;
+  // the command line lives in the mm (arg_start..arg_end): a copy or a share of the creator's
+  p.execPath = current.execPath;
   // 10: copy_creds, which charges RLIMIT_NPROC
   const cr = copyCreds(k, current, p, f);
   if (!cr.ok) return fail(k, cr.errno, 'copy_creds');

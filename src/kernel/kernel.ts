@@ -394,6 +394,7 @@ export class Kernel {
       while (this.timers.length > 0 && this.timers[0]!.when <= this.clock) this.fireNextTimer();
       const t = this.pickNext();
       if (!t) {
+        this.switchToIdle();
         if (this.timers.length === 0) return 'idle';
         if (opts.untilTime !== undefined && this.timers[0]!.when > opts.untilTime) {
           this.clock = Math.max(this.clock, opts.untilTime);
@@ -407,6 +408,21 @@ export class Kernel {
     }
   }
 
+  /** Nothing is runnable: the CPU goes idle (sched_switch to swapper). */
+  private switchToIdle(): void {
+    const p = this.lastRun;
+    if (!p || p === this.idle) return;
+    this.lastRun = this.idle;
+    if (this.trace.enabled) {
+      const st = p.exitState ? 'X' : stateFlagLetter(p);
+      this.emit(
+        'sched_switch',
+        `prev_comm=${p.comm} prev_pid=${p.pid} prev_prio=120 prev_state=${st} ==> next_comm=swapper/0 next_pid=0 next_prio=120`,
+        p,
+      );
+    }
+  }
+
   /** Resume one task until it yields. */
   runSlice(t: Task): void {
     const prev = this.lastRun;
@@ -415,7 +431,8 @@ export class Kernel {
       this.clock += this.profile.costs.contextSwitch;
       if (this.trace.enabled) {
         const p = prev ?? this.idle;
-        const st = p.exitState ? 'X' : p.state === TASK_RUNNING ? 'R+' : stateFlagLetter(p);
+        const st =
+          p === this.idle ? 'R' : p.exitState ? 'X' : p.state === TASK_RUNNING ? 'R+' : stateFlagLetter(p);
         if (this.trace.enabled)
           this.emit(
             'sched_switch',

@@ -295,7 +295,7 @@ function checkStep(
         return;
       }
       const spec = IOCTL_ARGS[cmd];
-      if (spec && spec.fields.length) {
+      if (spec?.fields.length) {
         const arg = b.arg;
         if (arg === undefined || typeof arg !== 'object' || arg === null) {
           ctx.issues.push({

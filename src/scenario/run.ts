@@ -334,9 +334,11 @@ class Runner {
       const body = this.program(name, spec.program, ['processes', name, 'program'], aliases);
       const after = spec.after;
       const runner = this;
+      // the end of a process's program is the end of main(): exit_group(), taking its threads
       const program: Program = function* (sys) {
         if (after) yield* runner.waitLabel(sys, after);
-        return yield* body(sys);
+        const code = yield* body(sys);
+        return yield* sys.exitGroup(code ?? 0);
       };
       state.task = spawnProcess(this.k, {
         comm: name,
