@@ -355,3 +355,27 @@ describe('the entry point', () => {
     expect(r.stdout).toContain('summary: linux-5.15 ok, linux-6.12 1 failed');
   }, 30_000);
 });
+
+describe('every malformed scenario in scenarios/bad', () => {
+  const badDir = join(import.meta.dirname, '..', '..', 'scenarios', 'bad');
+  const files = readdirSync(badDir).filter((f) => f.endsWith('.yaml'));
+
+  it('there are at least 12 of them', () => {
+    expect(files.length).toBeGreaterThanOrEqual(12);
+  });
+
+  it.each(files)('%s gives one located error line, exits 2 and writes no output file', (name) => {
+    const path = join(badDir, name);
+    const out = join(dir, `${name}.trace`);
+    const r = run(['trace', path, '--output', out]);
+    expect(r.code).toBe(2);
+    expect(r.out).toBe('');
+    const lines = r.err.trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: error: expected .+, found .+`),
+    );
+    expect(existsSync(out)).toBe(false);
+    expect(run(['run', path]).code).toBe(2);
+  });
+});

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { InvalidArgumentError } from 'commander';
-import { findProfile, PROFILES } from '../profiles/eras.js';
+import { findProfile, ALL_PROFILES as PROFILES } from '../profiles/eras.js';
 import { closest } from '../scenario/errors.js';
 import { type LoadedScenario, loadScenario } from '../scenario/load.js';
 import { type RunResult, runScenario, type Snapshot } from '../scenario/run.js';

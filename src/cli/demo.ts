@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { type ContrastResult, runContrast } from '../demo/contrast.js';
-import { findProfile, PROFILES } from '../profiles/eras.js';
+import { findProfile, ALL_PROFILES as PROFILES } from '../profiles/eras.js';
 import { type Colors, colors, table } from '../views/common.js';
 import { CliError, type Io, stdoutColor } from './io.js';
 

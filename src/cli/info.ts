@@ -1,6 +1,6 @@
 /** `vhostsim profiles` and `vhostsim schema`: what the tool knows, without running anything. */
 import type { Command } from 'commander';
-import { PROFILES } from '../profiles/eras.js';
+import { ALL_PROFILES as PROFILES } from '../profiles/eras.js';
 import { scenarioJsonSchema } from '../scenario/schema.js';
 import type { CommandContext } from './run.js';
 

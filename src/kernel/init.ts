@@ -61,6 +61,7 @@ export function spawnInit(k: Kernel): Task {
   t.mm = new MM(k.nextMmId());
   t.mm.memcg = k.cgroupRoots[0]!.top;
   t.activeMm = t.mm;
+  t.execPath = '/sbin/init';
   t.signal.flags |= SIGNAL_UNKILLABLE;
   k.initPidNs.childReaper = t;
   k.wakeUpNewTask(t);
