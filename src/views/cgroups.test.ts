@@ -41,7 +41,7 @@ describe('the cgroup tree', () => {
 
   it('lists a 5.15 kthread worker in the root cgroup, which cgroup_attach_task_all skipped on v2', () => {
     const root = cgroupTree(k515);
-    expect(root.tasks.map((g) => g.command)).toEqual(['init', '[kthreadd]', '[vhost-3]']);
+    expect(root.tasks.map((g) => g.command)).toEqual(['/sbin/init', '[kthreadd]', '[vhost-3]']);
     expect(renderCgroups(root)).toMatch(/^├─7 \[vhost-3\]$/m);
   });
 
