@@ -14,6 +14,7 @@ import * as U from './uapi.js';
 import {
   VhostDev,
   type VhostVirtqueue,
+  vhostDevAckFeatures,
   vhostDevCheckOwner,
   vhostDevCleanup,
   vhostDevFlush,
@@ -306,15 +307,7 @@ function* vhostNetResetOwner(k: Kernel, net: VhostNet): KGen<Result<number>> {
 /** models vhost_net_set_features(): unknown bits → EOPNOTSUPP; stored on every vq. */
 function* vhostNetSetFeatures(k: Kernel, net: VhostNet, features: bigint): KGen<Result<number>> {
   if (features & ~VHOST_NET_FEATURES) return err(Errno.EOPNOTSUPP);
-  const dev = net.dev;
-  yield* mutexLock(k, dev.mutex);
-  dev.ackedFeatures = features;
-  for (const vq of dev.vqs) {
-    yield* mutexLock(k, vq.mutex);
-    vq.ring.ackedFeatures = features;
-    mutexUnlock(k, vq.mutex);
-  }
-  mutexUnlock(k, dev.mutex);
+  yield* vhostDevAckFeatures(k, net.dev, features);
   return ok(0);
 }
 

@@ -43,6 +43,7 @@ import {
   VhostDev,
   type VhostVirtqueue,
   VhostWork,
+  vhostDevAckFeatures,
   vhostDevCleanup,
   vhostDevFlush,
   vhostDevIoctl,
@@ -1148,15 +1149,7 @@ function* vhostScsiClearEndpoint(k: Kernel, vs: VhostScsi, wwpn: string): KGen<R
 /** models vhost_scsi_set_features(): unknown bits → EOPNOTSUPP; stored on every vq. */
 function* vhostScsiSetFeatures(k: Kernel, vs: VhostScsi, features: bigint): KGen<Result<number>> {
   if (features & ~VHOST_SCSI_FEATURES) return err(Errno.EOPNOTSUPP);
-  const dev = vs.dev;
-  yield* mutexLock(k, dev.mutex);
-  dev.ackedFeatures = features;
-  for (const vq of dev.vqs) {
-    yield* mutexLock(k, vq.mutex);
-    vq.ring.ackedFeatures = features;
-    mutexUnlock(k, vq.mutex);
-  }
-  mutexUnlock(k, dev.mutex);
+  yield* vhostDevAckFeatures(k, vs.dev, features);
   return ok(0);
 }
 

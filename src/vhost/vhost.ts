@@ -808,6 +808,29 @@ export function* vhostVringIoctl(k: Kernel, dev: VhostDev, cmd: number, argp: nu
   return r;
 }
 
+/**
+ * The common part of the drivers' set_features (vhost_net_set_features,
+ * vhost_scsi_set_features, vhost_vsock_set_features): under the dev mutex, record the acked
+ * features on the device and on every virtqueue under its mutex. `extra` runs first, under the
+ * dev mutex (a driver's own feature state).
+ */
+export function* vhostDevAckFeatures(
+  k: Kernel,
+  dev: VhostDev,
+  features: bigint,
+  extra?: () => void,
+): KGen<void> {
+  yield* mutexLock(k, dev.mutex);
+  extra?.();
+  dev.ackedFeatures = features;
+  for (const vq of dev.vqs) {
+    yield* mutexLock(k, vq.mutex);
+    vq.ring.ackedFeatures = features;
+    mutexUnlock(k, vq.mutex);
+  }
+  mutexUnlock(k, dev.mutex);
+}
+
 /** models vq_err(): report a ring error through the error eventfd. */
 export function vqErr(k: Kernel, vq: VhostVirtqueue, what: string): void {
   if (k.trace.enabled) k.emit('vhost_vq_err', `dev=${vq.dev.name} vq=${vq.index} ${what}`);

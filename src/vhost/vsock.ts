@@ -38,6 +38,7 @@ import {
   VhostDev,
   type VhostVirtqueue,
   VhostWork,
+  vhostDevAckFeatures,
   vhostDevCheckOwner,
   vhostDevCleanup,
   vhostDevFlush,
@@ -549,16 +550,9 @@ function vhostVsockSetCid(k: Kernel, vsock: VhostVsock, guestCid: bigint): Resul
 /** models vhost_vsock_set_features(): unknown bits → EOPNOTSUPP; seqpacket; stored on both vqs. */
 function* vhostVsockSetFeatures(k: Kernel, vsock: VhostVsock, features: bigint): KGen<Result<number>> {
   if (features & ~VHOST_VSOCK_FEATURES) return err(Errno.EOPNOTSUPP);
-  const dev = vsock.dev;
-  yield* mutexLock(k, dev.mutex);
-  vsock.seqpacketAllow = (features & U.bit(VIRTIO_VSOCK_F_SEQPACKET)) !== 0n;
-  dev.ackedFeatures = features;
-  for (const vq of dev.vqs) {
-    yield* mutexLock(k, vq.mutex);
-    vq.ring.ackedFeatures = features;
-    mutexUnlock(k, vq.mutex);
-  }
-  mutexUnlock(k, dev.mutex);
+  yield* vhostDevAckFeatures(k, vsock.dev, features, () => {
+    vsock.seqpacketAllow = (features & U.bit(VIRTIO_VSOCK_F_SEQPACKET)) !== 0n;
+  });
   return ok(0);
 }
 
