@@ -23,6 +23,7 @@ import {
   vhostDevSetOwner,
   vhostDevStop,
   vhostExceedsWeight,
+  vhostFeatureIoctl,
   vhostSignal,
   vhostVqWorkQueue,
   vhostVringIoctl,
@@ -322,26 +323,15 @@ function* vhostNetIoctl(k: Kernel, f: File, cmd: number, argp: number): KGen<Res
       if (!b.ok) return b;
       return yield* vhostNetSetBackend(k, net, b.value.index, b.value.fd);
     }
-    case U.VHOST_GET_FEATURES: {
-      const w = U.writeU64(mm, argp, VHOST_NET_FEATURES);
-      return w.ok ? ok(0) : w;
-    }
-    case U.VHOST_SET_FEATURES: {
-      const v = U.readU64(mm, argp);
-      if (!v.ok) return v;
-      return yield* vhostNetSetFeatures(k, net, v.value);
-    }
-    case U.VHOST_GET_BACKEND_FEATURES: {
-      const w = U.writeU64(mm, argp, VHOST_NET_BACKEND_FEATURES);
-      return w.ok ? ok(0) : w;
-    }
-    case U.VHOST_SET_BACKEND_FEATURES: {
-      const v = U.readU64(mm, argp);
-      if (!v.ok) return v;
-      if (v.value & ~VHOST_NET_BACKEND_FEATURES) return err(Errno.EOPNOTSUPP);
-      dev.ackedBackendFeatures = v.value;
-      return ok(0);
-    }
+    case U.VHOST_GET_FEATURES:
+    case U.VHOST_SET_FEATURES:
+    case U.VHOST_GET_BACKEND_FEATURES:
+    case U.VHOST_SET_BACKEND_FEATURES:
+      return (yield* vhostFeatureIoctl(k, dev, cmd, argp, {
+        features: VHOST_NET_FEATURES,
+        backendFeatures: VHOST_NET_BACKEND_FEATURES,
+        set: (v: bigint) => vhostNetSetFeatures(k, net, v),
+      }))!;
     case U.VHOST_RESET_OWNER:
       return yield* vhostNetResetOwner(k, net);
     case U.VHOST_SET_OWNER: {

@@ -49,6 +49,7 @@ import {
   vhostDevIoctl,
   vhostDevStop,
   vhostExceedsWeight,
+  vhostFeatureIoctl,
   vhostSignal,
   vhostVqWorkQueue,
   vhostVringIoctl,
@@ -1201,15 +1202,13 @@ function* vhostScsiIoctl(k: Kernel, f: File, cmd: number, argp: number): KGen<Re
       v.value.setUint32(0, missed, true);
       return ok(0);
     }
-    case U.VHOST_GET_FEATURES: {
-      const w = U.writeU64(mm, argp, VHOST_SCSI_FEATURES);
-      return w.ok ? ok(0) : w;
-    }
-    case U.VHOST_SET_FEATURES: {
-      const v = U.readU64(mm, argp);
-      if (!v.ok) return v;
-      return yield* vhostScsiSetFeatures(k, vs, v.value);
-    }
+    case U.VHOST_GET_FEATURES:
+    case U.VHOST_SET_FEATURES:
+      return (yield* vhostFeatureIoctl(k, dev, cmd, argp, {
+        features: VHOST_SCSI_FEATURES,
+        backendFeatures: null,
+        set: (v: bigint) => vhostScsiSetFeatures(k, vs, v),
+      }))!;
   }
   if (
     k.profile.vhostMultiWorker &&

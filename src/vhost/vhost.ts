@@ -831,6 +831,51 @@ export function* vhostDevAckFeatures(
   mutexUnlock(k, dev.mutex);
 }
 
+/** What a driver offers and how it takes the feature ioctls. */
+export interface DriverFeatures {
+  readonly features: bigint;
+  /** null: the driver does not handle the backend-feature ioctls */
+  readonly backendFeatures: bigint | null;
+  set(features: bigint): KGen<Result<number>>;
+}
+
+/**
+ * The feature ioctls each driver's ioctl switch handles alike, without the dev mutex or an
+ * owner check (vhost_net_ioctl, vhost_scsi_ioctl, vhost_vsock_dev_ioctl): GET/SET_FEATURES,
+ * GET/SET_BACKEND_FEATURES (unknown bits → EOPNOTSUPP). null for any other ioctl.
+ */
+export function* vhostFeatureIoctl(
+  k: Kernel,
+  dev: VhostDev,
+  cmd: number,
+  argp: number,
+  d: DriverFeatures,
+): KGen<Result<number> | null> {
+  const mm = k.current!.mm;
+  if (cmd === U.VHOST_GET_FEATURES) {
+    const w = U.writeU64(mm, argp, d.features);
+    return w.ok ? ok(0) : w;
+  }
+  if (cmd === U.VHOST_SET_FEATURES) {
+    const v = U.readU64(mm, argp);
+    if (!v.ok) return v;
+    return yield* d.set(v.value);
+  }
+  if (d.backendFeatures === null) return null;
+  if (cmd === U.VHOST_GET_BACKEND_FEATURES) {
+    const w = U.writeU64(mm, argp, d.backendFeatures);
+    return w.ok ? ok(0) : w;
+  }
+  if (cmd === U.VHOST_SET_BACKEND_FEATURES) {
+    const v = U.readU64(mm, argp);
+    if (!v.ok) return v;
+    if (v.value & ~d.backendFeatures) return err(Errno.EOPNOTSUPP);
+    dev.ackedBackendFeatures = v.value;
+    return ok(0);
+  }
+  return null;
+}
+
 /** models vq_err(): report a ring error through the error eventfd. */
 export function vqErr(k: Kernel, vq: VhostVirtqueue, what: string): void {
   if (k.trace.enabled) k.emit('vhost_vq_err', `dev=${vq.dev.name} vq=${vq.index} ${what}`);

@@ -46,6 +46,7 @@ import {
   vhostDevIoctl,
   vhostDevStop,
   vhostExceedsWeight,
+  vhostFeatureIoctl,
   vhostSignal,
   vhostVqWorkQueue,
   vhostVringIoctl,
@@ -577,26 +578,15 @@ function* vhostVsockDevIoctl(k: Kernel, f: File, cmd: number, argp: number): KGe
       if (!v.ok) return v;
       return v.value !== 0 ? yield* vhostVsockStart(k, vsock) : yield* vhostVsockStop(k, vsock, true);
     }
-    case U.VHOST_GET_FEATURES: {
-      const w = U.writeU64(mm, argp, VHOST_VSOCK_FEATURES);
-      return w.ok ? ok(0) : w;
-    }
-    case U.VHOST_SET_FEATURES: {
-      const v = U.readU64(mm, argp);
-      if (!v.ok) return v;
-      return yield* vhostVsockSetFeatures(k, vsock, v.value);
-    }
-    case U.VHOST_GET_BACKEND_FEATURES: {
-      const w = U.writeU64(mm, argp, VHOST_VSOCK_BACKEND_FEATURES);
-      return w.ok ? ok(0) : w;
-    }
-    case U.VHOST_SET_BACKEND_FEATURES: {
-      const v = U.readU64(mm, argp);
-      if (!v.ok) return v;
-      if (v.value & ~VHOST_VSOCK_BACKEND_FEATURES) return err(Errno.EOPNOTSUPP);
-      dev.ackedBackendFeatures = v.value;
-      return ok(0);
-    }
+    case U.VHOST_GET_FEATURES:
+    case U.VHOST_SET_FEATURES:
+    case U.VHOST_GET_BACKEND_FEATURES:
+    case U.VHOST_SET_BACKEND_FEATURES:
+      return (yield* vhostFeatureIoctl(k, dev, cmd, argp, {
+        features: VHOST_VSOCK_FEATURES,
+        backendFeatures: VHOST_VSOCK_BACKEND_FEATURES,
+        set: (v: bigint) => vhostVsockSetFeatures(k, vsock, v),
+      }))!;
   }
   yield* mutexLock(k, dev.mutex);
   try {
