@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { closest, ScenarioError } from '../scenario/errors.js';
 import { colors } from '../views/common.js';
+import { registerCheck } from './check.js';
 import { registerDemo } from './demo.js';
 import { registerInfo } from './info.js';
 import { CliError, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, type Io, processIo, stderrColor } from './io.js';
@@ -40,6 +41,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerRun(program, ctx);
   registerViews(program, ctx);
   registerTrace(program, ctx);
+  registerCheck(program, ctx);
   registerInfo(program, ctx);
   // subcommands inherit exitOverride and the output configuration from the program
   for (const c of program.commands)

@@ -10,6 +10,7 @@ import {
   cgroupProcsWrite,
   cgroupSetThreaded,
 } from '../cgroup/cgroup.js';
+import type { Choices } from '../kernel/choices.js';
 import { CAP_FULL_SET, CAP_NAMES, capBit } from '../kernel/cred.js';
 import { Errno, err, errnoFromName, errnoName, ok, type Result } from '../kernel/errno.js';
 import { O_CLOEXEC } from '../kernel/files.js';
@@ -232,6 +233,8 @@ class Runner {
     readonly profile: string,
     readonly seed: number,
     trace: boolean,
+    choices?: Choices,
+    faultAlloc?: boolean,
   ) {
     const host = doc.host ?? {};
     const mem = host.memory ? /^(\d+)\s*(M|G)/i.exec(host.memory) : null;
@@ -239,6 +242,8 @@ class Runner {
       profile: getProfile(profile),
       seed,
       trace,
+      ...(choices ? { choices } : {}),
+      ...(faultAlloc ? { faultAlloc } : {}),
       cpus: host.cpus ?? 4,
       ...(mem ? { memoryMiB: Number(mem[1]) * (mem[2]!.toUpperCase() === 'G' ? 1024 : 1) } : {}),
       ...(host.sysctl?.['kernel.threads-max'] ? { threadsMax: host.sysctl['kernel.threads-max'] } : {}),
@@ -991,7 +996,19 @@ class Runner {
     }
   }
 
-  run(timeLimit: number): RunResult['ended'] {
+  run(timeLimit: number, onStep?: (k: Kernel) => void): RunResult['ended'] {
+    if (onStep) {
+      // one slice at a time: Kernel.run's loop body depends only on kernel state, so this
+      // takes exactly the same steps (and asks exactly the same choices) as a single call
+      for (;;) {
+        const r = this.k.run({ untilTime: timeLimit, maxSteps: 1 });
+        if (r === 'steps') {
+          onStep(this.k);
+          continue;
+        }
+        return r === 'time' ? 'time-limit' : 'idle';
+      }
+    }
     const r = this.k.run({ untilTime: timeLimit });
     return r === 'time' ? 'time-limit' : 'idle';
   }
@@ -1052,16 +1069,22 @@ function* guestTraffic(
 export interface RunOptions {
   seed?: number;
   trace?: boolean;
+  /** where scheduling and fault decisions come from (the explorer); default SeededChoices(seed) */
+  choices?: Choices;
+  /** let allocation points fail when the choices say so (fault injection, opt-in) */
+  faultAlloc?: boolean;
+  /** called after every scheduler slice of the scenario's run (the explorer checks invariants) */
+  onStep?: (k: Kernel) => void;
 }
 
 /** Run `sc` on `profile`. */
 export function runScenario(sc: LoadedScenario, profile: string, o: RunOptions = {}): RunResult {
   const doc = sc.doc;
   const seed = o.seed ?? doc.seed ?? 1;
-  const r = new Runner(doc, profile, seed, o.trace ?? true);
+  const r = new Runner(doc, profile, seed, o.trace ?? true, o.choices, o.faultAlloc);
   r.spawnAll();
   const limit = durationNs(doc['time-limit'] ?? '10s');
-  const ended = r.run(limit);
+  const ended = r.run(limit, o.onStep);
   const end = r.snapshot('end');
   r.snapshots.push(end);
   r.finish(end);

@@ -1,0 +1,236 @@
+/**
+ * One execution of the explorer: boot, run a scenario on a profile with a given Choices object,
+ * check the model's invariants after every scheduler slice, and classify how the run went
+ * wrong, if it did. A run is a pure function of (scenario, profile, faults, answers), so an
+ * execution is re-created exactly from its list of answers (stateless model checking, as in
+ * CHESS/Loom/Shuttle: no state is saved, every prefix is re-executed from boot).
+ */
+import { cpuRunnable } from '../cgroup/cgroup.js';
+import type { ChoiceKind, Choices } from '../kernel/choices.js';
+import { InvariantError } from '../kernel/errno.js';
+import { checkInvariants, findDeadlock } from '../kernel/invariants.js';
+import type { Kernel } from '../kernel/kernel.js';
+import { type Task, taskStateLetter } from '../kernel/task.js';
+import type { LoadedScenario } from '../scenario/load.js';
+import { type RunResult, runScenario } from '../scenario/run.js';
+
+/** What the explorer runs: a scenario on a profile, with the fault kinds it may inject. */
+export interface Target {
+  readonly scenario: LoadedScenario;
+  readonly profile: string;
+  /** the run's seed as RunResult reports it (the choices decide everything else) */
+  readonly seed?: number;
+  /** inject allocation failures where Choices says so (opt-in) */
+  readonly faultAlloc?: boolean;
+  /** bounded liveness: more scheduler slices than this is a violation (default 100 000) */
+  readonly maxSteps?: number;
+}
+
+export const DEFAULT_MAX_STEPS = 100_000;
+
+/**
+ * How an execution went wrong, as data:
+ * - `invariant`: a model invariant broke (InvariantError, checked after every slice);
+ * - `error`: the simulator threw something else (a model bug);
+ * - `step-budget`: the run did not finish within the step budget (bounded liveness);
+ * - `deadlock`: nothing runnable, no timer, and tasks asleep uninterruptibly (the wait-for graph);
+ * - `expectation`: a step expectation or a check of the scenario did not hold.
+ */
+export type ViolationKind = 'invariant' | 'error' | 'step-budget' | 'deadlock' | 'expectation';
+
+export interface Violation {
+  readonly kind: ViolationKind;
+  /** one line */
+  readonly message: string;
+  /** the wait-for graph edges, the failed expectations, … one per line */
+  readonly details: readonly string[];
+}
+
+/** One decision of an execution, with what the explorer needs to bound and print it. */
+export interface ChoicePoint {
+  readonly kind: ChoiceKind;
+  readonly n: number;
+  readonly what: string;
+  readonly value: number;
+  /**
+   * sched: index (among the candidates) of the task that ran the previous slice if it is still
+   * runnable, else -1. Choosing another candidate then is a preemption.
+   */
+  readonly prev: number;
+  /** sched: the candidates, as comm-pid, in the scheduler's order (when known) */
+  readonly tasks?: readonly string[];
+}
+
+/** One scheduler slice: which task ran, the trace events it emitted, the choices made before it. */
+export interface Slice {
+  readonly task: string;
+  /** [from, to) in the kernel's trace buffer */
+  readonly events: readonly [number, number];
+  /** [from, to) in the execution's choice log */
+  readonly choices: readonly [number, number];
+  /** the task's state after the slice: ps letter, and the wait queue it sleeps on */
+  readonly after: string;
+}
+
+export interface Execution {
+  readonly violation: Violation | null;
+  readonly log: readonly ChoicePoint[];
+  /** scheduler slices after boot */
+  readonly steps: number;
+  /** the run's result; absent when the run stopped with an exception */
+  readonly result?: RunResult;
+  /** the kernel of the run (null only if boot itself threw) */
+  readonly kernel: Kernel | null;
+  /** recorded when asked for (printing a counterexample) */
+  readonly slices?: readonly Slice[];
+}
+
+/** Thrown from the step hook when the step budget is exhausted. */
+class StepBudgetExceeded extends Error {
+  constructor(readonly steps: number) {
+    super(`no quiescence within ${steps} scheduler slices`);
+  }
+}
+
+/** The kernel's `lastRun` (private: the task of the previous slice). */
+function lastRun(k: Kernel): Task | null {
+  return (k as unknown as { lastRun: Task | null }).lastRun;
+}
+
+/** pickNext()'s candidate list, in the same order (kernel.ts). */
+function schedCandidates(k: Kernel): Task[] {
+  return k.throttledGroups.size > 0 ? k.runqueue.filter(cpuRunnable) : k.runqueue;
+}
+
+/**
+ * Decides the answers of one execution: `answer(i, point)` for choice number i, where `point`
+ * describes the decision (its `value` field is not yet meaningful). Records every decision.
+ */
+export class ExecutionChoices implements Choices {
+  readonly log: ChoicePoint[] = [];
+  kernel: Kernel | null = null;
+  constructor(
+    private readonly answer: (i: number, p: Omit<ChoicePoint, 'value'>) => number,
+    private readonly recordTasks = false,
+  ) {}
+
+  choose(kind: ChoiceKind, n: number, what: string): number {
+    let prev = -1;
+    let tasks: string[] | undefined;
+    const k = this.kernel;
+    if (kind === 'sched' && k) {
+      const cands = schedCandidates(k);
+      if (cands.length === n) {
+        const last = lastRun(k);
+        prev = last ? cands.indexOf(last) : -1;
+        if (this.recordTasks) tasks = cands.map(String);
+      }
+    }
+    const p = { kind, n, what, prev, ...(tasks ? { tasks } : {}) };
+    const a = this.answer(this.log.length, p);
+    const value = a < 0 ? 0 : a < n ? a : n - 1;
+    this.log.push({ ...p, value });
+    return value;
+  }
+}
+
+/** A violation's identity for "fails the same way": its kind and message with numbers blurred. */
+export function violationSignature(v: Violation): string {
+  return `${v.kind}: ${v.message.replace(/\d+/g, '#')}`;
+}
+
+export function formatViolation(v: Violation): string {
+  return [`${v.kind}: ${v.message}`, ...v.details.map((d) => `  ${d}`)].join('\n');
+}
+
+export interface ExecuteOptions {
+  trace?: boolean;
+  /** record slices (which task ran, its events) for printing */
+  slices?: boolean;
+  /** check invariants after every slice (default true) */
+  invariants?: boolean;
+}
+
+/** Run `target` once with `choices`; see Violation for what counts as going wrong. */
+export function execute(target: Target, choices: ExecutionChoices, o: ExecuteOptions = {}): Execution {
+  const maxSteps = target.maxSteps ?? DEFAULT_MAX_STEPS;
+  const checkEach = o.invariants ?? true;
+  const slices: Slice[] | undefined = o.slices ? [] : undefined;
+  let steps = 0;
+  let ev = 0;
+  let ch = 0;
+  let result: RunResult | undefined;
+  let violation: Violation | null = null;
+  try {
+    result = runScenario(target.scenario, target.profile, {
+      ...(target.seed !== undefined ? { seed: target.seed } : {}),
+      trace: o.trace ?? false,
+      choices,
+      faultAlloc: target.faultAlloc ?? false,
+      onStep: (k) => {
+        // the kernel is known from the first slice on; choices before it (boot, the first
+        // pick) carry no task information and never count as preemptions
+        choices.kernel = k;
+        steps++;
+        if (slices) {
+          const last = lastRun(k);
+          const n = k.trace.events.length;
+          const real = last && last !== k.idle ? last : null;
+          slices.push({
+            task: real ? String(real) : '<idle>',
+            events: [ev, n],
+            choices: [ch, choices.log.length],
+            after: !real
+              ? ''
+              : real.exitState
+                ? 'exited'
+                : `${taskStateLetter(real)}${real.waitingOn && real.state !== 0 ? ` on ${real.waitingOn.name}` : ''}`,
+          });
+          ev = n;
+          ch = choices.log.length;
+        }
+        if (steps > maxSteps) throw new StepBudgetExceeded(maxSteps);
+        if (checkEach) checkInvariants(k);
+      },
+    });
+    choices.kernel = result.kernel;
+    checkInvariants(result.kernel);
+  } catch (e) {
+    if (e instanceof StepBudgetExceeded) violation = { kind: 'step-budget', message: e.message, details: [] };
+    else if (e instanceof InvariantError) violation = { kind: 'invariant', message: e.message, details: [] };
+    else {
+      const err = e as Error;
+      violation = {
+        kind: 'error',
+        message: `${err.name ?? 'Error'}: ${err.message ?? String(e)}`,
+        details: (err.stack ?? '').split('\n').slice(1, 6),
+      };
+    }
+  }
+  if (!violation && result) {
+    const dl = findDeadlock(result.kernel);
+    if (dl)
+      violation = {
+        kind: 'deadlock',
+        message: dl.map((d) => `${d.task} waits on ${d.waitsOn}`).join('; '),
+        details: dl.map(
+          (d) =>
+            `${d.task} → ${d.waitsOn}${d.heldBy ? ` (held by ${d.heldBy})` : ' (no holder: never woken)'}`,
+        ),
+      };
+    else if (result.failures.length > 0)
+      violation = {
+        kind: 'expectation',
+        message: result.failures[0]!,
+        details: result.failures.slice(1),
+      };
+  }
+  return {
+    violation,
+    log: choices.log,
+    steps,
+    ...(result ? { result } : {}),
+    kernel: result?.kernel ?? choices.kernel,
+    ...(slices ? { slices } : {}),
+  };
+}

@@ -1,0 +1,228 @@
+/**
+ * The explorer on the 6.4-rc5 lost wake-up (scenarios/races/): it finds the hang, shrinks it,
+ * replays it byte for byte, and finds nothing on linux-6.4 within its bounds.
+ */
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { mulberry32 } from '../kernel/choices.js';
+import { loadScenario } from '../scenario/load.js';
+import { ExecutionChoices, execute, type Target, violationSignature } from './execute.js';
+import { type ExploreResult, explore, replayChoices } from './explore.js';
+import { exportTrace, formatInterleaving, makeReplayFile, parseReplayFile, replay } from './replay.js';
+import { shrinkChoices } from './shrink.js';
+
+const scenarioPath = (name: string) =>
+  fileURLToPath(new URL(`../../scenarios/races/${name}.yaml`, import.meta.url));
+const LOST = loadScenario(scenarioPath('lost-wakeup'));
+const TRAFFIC = loadScenario(scenarioPath('lost-wakeup-traffic'));
+const rc5: Target = { scenario: LOST, profile: 'linux-6.4-rc5' };
+const fixed: Target = { scenario: LOST, profile: 'linux-6.4' };
+
+/** the result without its wall-clock time */
+const timeless = (r: ExploreResult) => ({
+  ...r,
+  elapsedMs: 0,
+  ...(r.counterexample ? { counterexample: { ...r.counterexample, shrinkMs: 0 } } : {}),
+});
+
+describe('the 6.4-rc5 lost wake-up, found by the explorer', () => {
+  const r = explore(rc5, { strategy: 'dfs', preemptions: 2 });
+  const cx = r.counterexample!;
+
+  it('dfs finds the hang on linux-6.4-rc5: the releaser waits for ever on vhost_task.exited', () => {
+    expect(r.verdict).toBe('violation');
+    expect(cx.violation.kind).toBe('deadlock');
+    expect(cx.violation.message).toBe('qemu-3 waits on completion vhost_task.exited');
+    // one preemption in the worker's window is enough: found on the second execution
+    expect(cx.foundAt).toBe(2);
+    expect(r.executions).toBe(2);
+  });
+
+  it('the counterexample is shrunk, never grown, and still fails the same way', () => {
+    expect(cx.choices.length).toBeLessThanOrEqual(cx.found.length);
+    expect(cx.choices.at(-1)).not.toBe(0);
+    const again = replayChoices(rc5, cx.choices);
+    expect(violationSignature(again.violation!)).toBe(violationSignature(cx.violation));
+    // exactly one non-default answer: the releaser preempts the worker in its window
+    expect(cx.choices.filter((c) => c !== 0)).toEqual([1]);
+  });
+
+  it('replays byte-identically, also through the replay file', () => {
+    const a = replay(rc5, cx);
+    const b = replay(rc5, cx);
+    expect(a.reproduced).toBe(true);
+    expect(b.reproduced).toBe(true);
+    const ftrace = exportTrace(a.execution, 'ftrace');
+    expect(exportTrace(b.execution, 'ftrace')).toBe(ftrace);
+    expect(exportTrace(b.execution, 'chrome')).toBe(exportTrace(a.execution, 'chrome'));
+    expect(ftrace).toContain('vhost_set_owner');
+
+    const file = makeReplayFile({
+      scenarioPath: scenarioPath('lost-wakeup'),
+      target: rc5,
+      choices: cx.choices,
+      violation: cx.violation,
+    });
+    const parsed = parseReplayFile(JSON.stringify(file), 'cx.json');
+    const target: Target = {
+      scenario: loadScenario(parsed.scenario),
+      profile: parsed.profile,
+      seed: parsed.seed,
+      faultAlloc: parsed.faults.includes('alloc'),
+      maxSteps: parsed.maxSteps,
+    };
+    const c = replay(target, parsed);
+    expect(c.reproduced).toBe(true);
+    expect(exportTrace(c.execution, 'ftrace')).toBe(ftrace);
+    expect(c.execution.result!.steps).toEqual(a.execution.result!.steps);
+    expect(c.execution.result!.failures).toEqual(a.execution.result!.failures);
+  });
+
+  it('tracing does not change the run: the same choices are asked with the trace off and on', () => {
+    const off = replayChoices(rc5, cx.choices);
+    const on = replayChoices(rc5, cx.choices, { trace: true });
+    expect(on.log).toEqual(off.log);
+    expect(on.steps).toBe(off.steps);
+  });
+
+  it('prints the interleaving: the preemption that loses the wake-up, and who is left waiting', () => {
+    const text = formatInterleaving(replay(rc5, cx).execution);
+    expect(text).toContain(
+      'qemu-3 (then D on completion vhost_task.exited)   ← choice #6: preempts vhost-3-4',
+    );
+    expect(text.trimEnd().split('\n').at(-1)).toBe(
+      '==> deadlock: qemu-3 waits on completion vhost_task.exited',
+    );
+  });
+
+  it('pct and random find it too', () => {
+    for (const strategy of ['pct', 'random'] as const) {
+      const p = explore(rc5, { strategy, seed: 1, runs: 500 });
+      expect(p.verdict, strategy).toBe('violation');
+      expect(p.counterexample!.violation.kind).toBe('deadlock');
+    }
+  });
+
+  it('with work in flight (vhost-net traffic, then close): found within one preemption', () => {
+    const t = explore({ scenario: TRAFFIC, profile: 'linux-6.4-rc5' }, { strategy: 'dfs', preemptions: 1 });
+    expect(t.verdict).toBe('violation');
+    expect(t.counterexample!.violation.message).toBe('qemu-3 waits on completion vhost_task.exited');
+    expect(t.counterexample!.foundAt).toBeLessThanOrEqual(10);
+  });
+});
+
+describe('linux-6.4: the fix', () => {
+  it('dfs explores every interleaving with at most 2 preemptions and finds nothing', () => {
+    const r = explore(fixed, { strategy: 'dfs', preemptions: 2 });
+    expect(r.verdict).toBe('ok');
+    expect(r.complete).toBe(true);
+    expect(r.executions).toBe(115);
+    expect(r.states).toBeGreaterThan(r.executions);
+  });
+
+  it('a larger bound explores more and still finds nothing', () => {
+    const r = explore(fixed, { strategy: 'dfs', preemptions: 4 });
+    expect(r.verdict).toBe('ok');
+    expect(r.complete).toBe(true);
+    expect(r.executions).toBeGreaterThan(115);
+  });
+
+  it('the traffic scenario: no hang within the bound either', () => {
+    const r = explore(
+      { scenario: TRAFFIC, profile: 'linux-6.4' },
+      { strategy: 'dfs', preemptions: 1, runs: 300 },
+    );
+    expect(r.verdict).toBe('ok');
+    expect(r.executions).toBe(300);
+  });
+
+  it('an execution budget makes a dfs incomplete', () => {
+    const r = explore(fixed, { strategy: 'dfs', preemptions: 2, runs: 10 });
+    expect(r.verdict).toBe('ok');
+    expect(r.complete).toBe(false);
+    expect(r.executions).toBe(10);
+  });
+});
+
+describe('determinism', () => {
+  it('a random search is a pure function of (scenario, profile, seed)', () => {
+    for (const target of [rc5, fixed]) {
+      const a = explore(target, { strategy: 'random', seed: 7, runs: 40 });
+      const b = explore(target, { strategy: 'random', seed: 7, runs: 40 });
+      expect(timeless(b)).toEqual(timeless(a));
+    }
+    const pa = explore(fixed, { strategy: 'pct', seed: 3, runs: 40 });
+    const pb = explore(fixed, { strategy: 'pct', seed: 3, runs: 40 });
+    expect(timeless(pb)).toEqual(timeless(pa));
+  });
+
+  it('different seeds explore different schedules', () => {
+    const seen = new Set<string>();
+    for (const seed of [1, 2, 3, 4]) {
+      const ex = execute(fixed, new ExecutionChoices(() => 0));
+      seen.add(ex.log.map((c) => c.value).join());
+      const rng = mulberry32(seed);
+      const rex = execute(fixed, new ExecutionChoices((_i, p) => rng() % p.n));
+      seen.add(rex.log.map((c) => c.value).join());
+    }
+    expect(seen.size).toBeGreaterThan(2);
+  });
+});
+
+describe('violations', () => {
+  it('bounded liveness: a run that needs more slices than the budget is a violation', () => {
+    const r = explore({ ...fixed, maxSteps: 5 }, { strategy: 'dfs' });
+    expect(r.counterexample?.violation.kind).toBe('step-budget');
+    expect(r.counterexample!.violation.message).toBe('no quiescence within 5 scheduler slices');
+  });
+
+  it('faults are opt-in: with alloc faults, a failed allocation breaks the expectation of SET_OWNER', () => {
+    expect(explore(fixed, { strategy: 'dfs', preemptions: 0 }).verdict).toBe('ok');
+    const r = explore({ ...fixed, faultAlloc: true }, { strategy: 'dfs', preemptions: 0 });
+    expect(r.counterexample?.violation.kind).toBe('expectation');
+    expect(r.counterexample!.violation.message).toContain('VHOST_SET_OWNER returned ENOMEM, expected ok');
+    const log = replayChoices({ ...fixed, faultAlloc: true }, r.counterexample!.choices).log;
+    expect(log.some((c) => c.kind === 'fault-alloc' && c.value === 1)).toBe(true);
+  });
+});
+
+describe('shrinkChoices', () => {
+  it('finds a minimal sequence for a simple predicate', () => {
+    expect(shrinkChoices([3, 1, 4, 1, 5], (c) => c.includes(4)).choices).toEqual([4]);
+    expect(shrinkChoices([0, 2, 0, 3, 0, 0], (c) => c.filter((x) => x > 0).length >= 2).choices).toEqual([
+      1, 1,
+    ]);
+  });
+
+  it('never grows the sequence, and the result still fails', () => {
+    const rng = mulberry32(42);
+    for (let t = 0; t < 200; t++) {
+      const len = rng() % 20;
+      const input = Array.from({ length: len }, () => rng() % 4);
+      const k = rng() % 3;
+      // like a replayed run, the predicate ignores trailing zeros (answers past the end are 0)
+      const pred = (c: number[]) =>
+        c.reduce((a, b) => a + b, 0) >= k && c.filter((x) => x === 3).length % 2 === 0;
+      if (!pred(input)) continue;
+      const out = shrinkChoices(input, pred).choices;
+      let n = input.length;
+      while (n > 0 && input[n - 1] === 0) n--;
+      expect(out.length).toBeLessThanOrEqual(n);
+      expect(pred(out)).toBe(true);
+    }
+  });
+
+  it('respects its run budget', () => {
+    let calls = 0;
+    const r = shrinkChoices(
+      Array.from({ length: 64 }, () => 3),
+      (c) => {
+        calls++;
+        return c.filter((x) => x > 0).length >= 40;
+      },
+      { maxRuns: 10 },
+    );
+    expect(calls).toBe(10);
+    expect(r.runs).toBe(10);
+  });
+});
