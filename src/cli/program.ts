@@ -2,12 +2,13 @@
  * The vhostsim command line: the commands, and how errors become exit statuses —
  * 0 ok, 1 an expectation or check failed, 2 bad input (a scenario error, printed with its
  * file:line:col lines; a bad flag or an unknown profile, named with a suggestion), 3 a bug
- * in the simulator.
+ * in the simulator; `conform` adds 4, some scenario was skipped (no real kernel to compare).
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { closest, ScenarioError } from '../scenario/errors.js';
 import { colors } from '../views/common.js';
+import { registerConform } from './conform.js';
 import { registerCheck } from './check.js';
 import { registerDemo } from './demo.js';
 import { registerInfo } from './info.js';
@@ -43,6 +44,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerTrace(program, ctx);
   registerCheck(program, ctx);
   registerInfo(program, ctx);
+  registerConform(program, ctx);
   // subcommands inherit exitOverride and the output configuration from the program
   for (const c of program.commands)
     c.exitOverride().configureOutput({ writeErr: (s) => io.err(s), writeOut: (s) => io.out(s) });
