@@ -31,7 +31,6 @@ import { conformScenario } from './suite.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SCENARIOS = join(ROOT, 'conformance', 'scenarios');
-const KNOWN = join(ROOT, 'conformance', 'known-differences');
 const yamls = (dir: string) =>
   readdirSync(dir)
     .filter((f) => f.endsWith('.yaml'))
@@ -472,7 +471,7 @@ describe('vhostsim conform', () => {
 // ------------------------------------------------------------------ the scenarios themselves
 
 describe('conformance scenarios', () => {
-  for (const f of [...yamls(SCENARIOS), ...yamls(KNOWN)]) {
+  for (const f of yamls(SCENARIOS)) {
     const name = f.slice(ROOT.length);
     it(`${name} runs on the model (linux-6.18) with its checks holding, and compiles for the probe`, () => {
       const s = loadScenario(f);
@@ -518,22 +517,4 @@ describe(`the host kernel (${hostKernel().release}) against the model (${profile
       expect(r.rows.filter((x) => x.status === 'match').length).toBeGreaterThan(20);
     });
   }
-
-  // a known difference, pinned: when the model is fixed this test fails and the scenario moves
-  // to conformance/scenarios
-  const leader = join(KNOWN, 'leader-exit.yaml');
-  if (hostWhy) it.skip(`known-differences/leader-exit.yaml: SKIPPED — ${hostWhy}`, () => {});
-  else
-    it('known-differences/leader-exit.yaml: differs exactly where the model is known to be wrong', () => {
-      const r = conformScenario(loadScenario(leader), 'host');
-      expect(r.errors).toEqual([]);
-      expect(
-        r.rows.filter((x) => x.status === 'mismatch').map((x) => [x.observation, x.model, x.real]),
-      ).toEqual([
-        ['step processes.ctl.program[2].kill', 'ESRCH', 'ok'],
-        ['label leader-exited: vmm flags', 'PF_EXITING', 'PF_EXITING|PF_NOFREEZE'],
-        ['label after-kill: tasks', 'ctl, vmm, vmm.1, vmm.2', 'ctl'],
-        ['label end: tasks', 'vmm, vmm.1, vmm.2', 'none'],
-      ]);
-    });
 });

@@ -18,6 +18,8 @@ import {
   EXIT_DEAD,
   EXIT_ZOMBIE,
   PF_EXITING,
+  PF_NOFREEZE,
+  PF_POSTCOREDUMP,
   TASK_DEAD,
   TASK_INTERRUPTIBLE,
   TASK_RUNNING,
@@ -47,6 +49,8 @@ export function* doExit(k: Kernel, code: number): KGen<never> {
   if (k.trace.enabled) k.emit('sched_process_exit', `comm=${t.comm} pid=${t.pid} prio=120`);
   k.charge(k.profile.costs.exit);
   coredumpTaskExit(k, t);
+  // coredump_task_exit(): PF_POSTCOREDUMP from v5.17 (d67e03e36161)
+  if (k.profile.exitMarksPostcoredump) t.flags |= PF_POSTCOREDUMP;
   t.exitCode = code;
   // group_dead = atomic_dec_and_test(&tsk->signal->live)
   const groupDead = --t.signal.live === 0;
@@ -78,6 +82,8 @@ export function* doExit(k: Kernel, code: number): KGen<never> {
     yield* zapPidNsProcesses(k, t);
   cgroupExit(t);
   exitNotify(k, t, groupDead);
+  // do_task_dead(): "Tell freezer to ignore us" — PF_NOFREEZE from v6.1 (f5d39b020809)
+  if (k.profile.exitMarksPostcoredump) t.flags |= PF_NOFREEZE;
   t.state = TASK_DEAD;
   k.stats.exits++;
   yield Op.Dead;

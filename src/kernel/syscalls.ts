@@ -287,8 +287,10 @@ export class Sys {
     if (sig < 0 || sig > 64) return err(Errno.EINVAL);
     const ns = this.task.activePidNs()!;
     if (pid > 0) {
+      // kill_pid_info(): any task still hashed — an unreaped zombie leader keeps its pid and
+      // sighand while other threads live, so the signal reaches the group (conformance host)
       const t = this.k.findTaskByVpid(pid, ns);
-      if (!t?.alive) return err(Errno.ESRCH);
+      if (!t) return err(Errno.ESRCH);
       return sendSignalFromUser(this.k, this.task, sig, t.groupLeader, true);
     }
     if (pid === -1) {
@@ -316,7 +318,7 @@ export class Sys {
   private *tgkillBody(tgid: number, tid: number, sig: number): KGen<Result<void>> {
     if (tgid <= 0 || tid <= 0 || sig < 0 || sig > 64) return err(Errno.EINVAL);
     const t = this.k.findTaskByVpid(tid, this.task.activePidNs()!);
-    if (!t?.alive || t.tgidIn(this.task.activePidNs()!) !== tgid) return err(Errno.ESRCH);
+    if (!t || t.tgidIn(this.task.activePidNs()!) !== tgid) return err(Errno.ESRCH);
     return sendSignalFromUser(this.k, this.task, sig, t, false, SI_TKILL);
   }
 

@@ -11,6 +11,8 @@ type Switches = Omit<Profile, 'name' | 'version' | 'summary' | 'sources' | 'cost
 
 /** The 6.10+ vhost_task kernel, the base the later eras modify. */
 const V610: Switches = {
+  exitMarksPostcoredump: true,
+  vhostNetRingReset: true,
   vhostWorker: 'vhost-task-sigkill',
   vhostTaskGeneration: 'vhost-task-sigkill',
   pfUserWorker: PF_USER_WORKER,
@@ -34,6 +36,8 @@ const V610: Switches = {
 const KVM_NX_FIRST_RUN = { kvmNxWorker: 'vhost-task-first-run' } as const;
 
 const KTHREAD_ERA: Switches = {
+  exitMarksPostcoredump: true,
+  vhostNetRingReset: false,
   vhostWorker: 'kthread',
   vhostTaskGeneration: null,
   pfUserWorker: 0,
@@ -76,7 +80,13 @@ export const PROFILES: readonly Profile[] = [
       'kernel/fork.c @ 5.15.y (RLIMIT_NPROC checked after copy_creds, 8f2f9c4d82f2 backport)',
       'arch/x86/kvm/mmu/mmu.c @ v5.15: kvm_mmu_post_init_vm() → kvm_vm_create_worker_thread() (kthread); no nx_huge_pages=never',
     ],
-    { ...KTHREAD_ERA, attachTaskAllSkipsDfl: true, procKthreadFullName: false, vhostMultiWorker: false },
+    {
+      ...KTHREAD_ERA,
+      attachTaskAllSkipsDfl: true,
+      procKthreadFullName: false,
+      vhostMultiWorker: false,
+      exitMarksPostcoredump: false,
+    },
   ),
   profile(
     'linux-6.1',
@@ -96,6 +106,7 @@ export const PROFILES: readonly Profile[] = [
     ['[PATCH V5 01-10/10] "Use copy_process/create_io_thread in vhost layer" (2021-11-21)'],
     {
       ...KTHREAD_ERA,
+      exitMarksPostcoredump: false,
       procKthreadFullName: false,
       vhostWorker: 'kernel-worker-v5',
       pfUserWorker: PF_USER_WORKER_V5,

@@ -84,6 +84,13 @@ export interface Profile {
    * removed late 2021).
    */
   readonly attachTaskAllSkipsDfl: boolean;
+  /**
+   * do_exit marks PF_POSTCOREDUMP (coredump_task_exit, d67e03e36161, v5.17) and PF_NOFREEZE
+   * (do_task_dead, f5d39b020809, v6.1), visible in a zombie's /proc stat flags
+   */
+  readonly exitMarksPostcoredump: boolean;
+  /** vhost-net offers VIRTIO_F_RING_RESET (bit 40); absent on 6.1 (conformance: debian-6.1) */
+  readonly vhostNetRingReset: boolean;
   /** pids.events counts at the limiting cgroup and its ancestors, plus pids.events.local (v6.11+) */
   readonly pidsEventsHierarchical: boolean;
   /** vhost_task_wake takes exit_mutex and refuses to wake a stopped/killed task (2280e297ad78) */

@@ -20,7 +20,7 @@ import { vhostTaskWake } from '../kernel/vhost-task.js';
 import { getProfile } from '../profiles/eras.js';
 import { type Outcome, PROFILE_NAMES, VHOST_NET_EXPECTATIONS, vhostNetExpectation } from './expectations.js';
 import { registerVhost } from './index.js';
-import { VHOST_NET_FEATURES, VHOST_NET_VQ_RX, VHOST_NET_VQ_TX, type VhostNet, vhostNetOf } from './net.js';
+import { VHOST_NET_VQ_RX, VHOST_NET_VQ_TX, type VhostNet, vhostNetOf } from './net.js';
 import { ioctlWith, kick, Scratch, setupVhostNet } from './qemu.js';
 import * as U from './uapi.js';
 import { VhostWork, type VhostWorker, vhostVqWorkQueue } from './vhost.js';
@@ -193,7 +193,8 @@ describe.each(PROFILE_NAMES)('vhost-net on %s', (profile) => {
           'EPERM',
         );
         expect(res(yield* io(U.VHOST_GET_FEATURES, U.encodeU64(0n)))).toBe('ok');
-        expect(scratch.u64()).toBe(VHOST_NET_FEATURES);
+        // the values Debian's 6.1 and 6.12 return (conformance under QEMU)
+        expect(scratch.u64()).toBe(k.profile.vhostNetRingReset ? 0x1033d008000n : 0x33d008000n);
         expect(netOf(sys, fd).dev.workerTasks()).toEqual([]);
       });
       checkInvariants(k);

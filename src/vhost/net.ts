@@ -48,13 +48,22 @@ export const VHOST_NET_WEIGHT = 0x80000;
 export const VHOST_NET_PKT_WEIGHT = 256;
 export const VIRTIO_NET_F_MRG_RXBUF = 15;
 
-/** VHOST_NET_FEATURES (net.c): the core set plus the net header and mergeable RX buffers. */
-export const VHOST_NET_FEATURES =
-  U.VHOST_FEATURES |
-  U.bit(U.VHOST_NET_F_VIRTIO_NET_HDR) |
-  U.bit(VIRTIO_NET_F_MRG_RXBUF) |
-  U.bit(U.VIRTIO_F_ACCESS_PLATFORM) |
-  U.bit(40); // VIRTIO_F_RING_RESET
+/** VIRTIO_F_RING_RESET */
+export const VIRTIO_F_RING_RESET = 40;
+
+/**
+ * VHOST_NET_FEATURES (net.c): the core set plus the net header, mergeable RX buffers and
+ * ACCESS_PLATFORM, and VIRTIO_F_RING_RESET where the profile has it (Debian's 6.1 answers
+ * 0x33d008000 without it; its 6.12 with it — conformance).
+ */
+export function vhostNetFeatures(k: Kernel): bigint {
+  const base =
+    U.VHOST_FEATURES |
+    U.bit(U.VHOST_NET_F_VIRTIO_NET_HDR) |
+    U.bit(VIRTIO_NET_F_MRG_RXBUF) |
+    U.bit(U.VIRTIO_F_ACCESS_PLATFORM);
+  return k.profile.vhostNetRingReset ? base | U.bit(VIRTIO_F_RING_RESET) : base;
+}
 export const VHOST_NET_BACKEND_FEATURES = U.bit(U.VHOST_BACKEND_F_IOTLB_MSG_V2);
 
 /** struct vhost_net */
@@ -307,7 +316,7 @@ function* vhostNetResetOwner(k: Kernel, net: VhostNet): KGen<Result<number>> {
 
 /** models vhost_net_set_features(): unknown bits → EOPNOTSUPP; stored on every vq. */
 function* vhostNetSetFeatures(k: Kernel, net: VhostNet, features: bigint): KGen<Result<number>> {
-  if (features & ~VHOST_NET_FEATURES) return err(Errno.EOPNOTSUPP);
+  if (features & ~vhostNetFeatures(k)) return err(Errno.EOPNOTSUPP);
   yield* vhostDevAckFeatures(k, net.dev, features);
   return ok(0);
 }
@@ -328,7 +337,7 @@ function* vhostNetIoctl(k: Kernel, f: File, cmd: number, argp: number): KGen<Res
     case U.VHOST_GET_BACKEND_FEATURES:
     case U.VHOST_SET_BACKEND_FEATURES:
       return (yield* vhostFeatureIoctl(k, dev, cmd, argp, {
-        features: VHOST_NET_FEATURES,
+        features: vhostNetFeatures(k),
         backendFeatures: VHOST_NET_BACKEND_FEATURES,
         set: (v: bigint) => vhostNetSetFeatures(k, net, v),
       }))!;
