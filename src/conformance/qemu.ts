@@ -142,12 +142,19 @@ export function runInDebianVm(kernel: DebianKernel, probeStaticBinary: string, s
   if (host instanceof Skip) return { ok: false, skipped: host.message };
   const unpacked = memo(kernel, () => prepareDebianKernel(kernel));
   if (unpacked instanceof Skip) return { ok: false, skipped: unpacked.message };
-  try {
-    return bootOnce(unpacked, host, probeStaticBinary, script);
-  } catch (e) {
-    if (e instanceof Skip) return { ok: false, skipped: e.message };
-    throw e;
+  // A TCG guest on a loaded 2-core machine occasionally dies in early boot (seen once): boot a
+  // second time before calling it a failure; a second failure is reported with both reasons.
+  let first: unknown = null;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      return bootOnce(unpacked, host, probeStaticBinary, script);
+    } catch (e) {
+      if (e instanceof Skip) return { ok: false, skipped: e.message };
+      if (first) throw new Error(`${(e as Error).message}\n(first attempt: ${(first as Error).message})`);
+      first = e;
+    }
   }
+  throw first;
 }
 
 /**

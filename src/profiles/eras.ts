@@ -180,12 +180,16 @@ export const PROFILES: readonly Profile[] = [
       'kernel/cgroup/pids.c @ v6.11 (pids.events.local)',
       'KVM NX recovery as in Debian 6.12.y: the stable backports of d96c77bd4eeb (vhost_task), 931656b9e2ff (first KVM_RUN, call_once) and 916b7f42b3b3 (retry, true errno; 6.12.44)',
       'cb380909ae3b (vhost_task_create returns ERR_PTR) as backported to 6.12.y',
+      '7d9896e9f6d0 (fork_owner control) as Debian 6.12.117 ships it (boot/config, vhost.ko parameters)',
     ],
     {
       ...V610,
       pidsEventsHierarchical: true,
       vhostTaskErrPtr: true,
       vhostMultiWorker: true,
+      // Debian's 6.12.117 carries the fork_owner control (CONFIG_VHOST_ENABLE_FORK_OWNER_CONTROL=y,
+      // vhost.fork_from_owner_default=Y), observed on the real kernel by the conformance suite
+      vhostForkOwnerControl: true,
       ...KVM_NX_FIRST_RUN,
     },
   ),

@@ -222,7 +222,12 @@ export const VHOST_NET_EXPECTATIONS: readonly VhostNetExpectation[] = [
     ...VHOST_TASK_THREAD,
     profile: 'linux-6.12',
     sigkill: 'exits-at-once',
-    source: 'kernel/vhost_task.c @ v6.12 (= v6.10); drivers/vhost/vhost.c @ v6.12',
+    // Debian's 6.12.117 ships the fork_owner control (7d9896e9f6d0 backport, Kconfig =y,
+    // fork_from_owner_default = Y): seen on the real kernel by the conformance suite
+    forkOwnerIoctls: true,
+    forkOwnerDefault: 1,
+    source:
+      'kernel/vhost_task.c @ v6.12 (= v6.10); drivers/vhost/vhost.c @ v6.12 + Debian 6.12.117 fork_owner backport',
   },
   {
     // 7d9896e9f6d0 (6.17): fork_owner per device, VHOST_SET/GET_FORK_FROM_OWNER (0x84/0x85 after

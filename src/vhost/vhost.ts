@@ -692,8 +692,10 @@ function vhostSetMemory(k: Kernel, dev: VhostDev, argp: number): Result<number> 
   if (!r.ok) return r;
   const regions: VhostDev['regions'] = [];
   for (const reg of r.value) {
-    if (reg.memorySize === 0n || reg.guestPhysAddr + reg.memorySize - 1n < reg.guestPhysAddr)
-      return err(Errno.EFAULT);
+    // vhost_iotlb_add_range_ctx(): last = start + size - 1 in u64 arithmetic; last < start → EFAULT
+    // (so a zero-size region at gpa 0 wraps to [0, U64_MAX] and is accepted — conformance, Debian)
+    const last = BigInt.asUintN(64, reg.guestPhysAddr + reg.memorySize - 1n);
+    if (last < reg.guestPhysAddr) return err(Errno.EFAULT);
     regions.push({
       guestPhysAddr: Number(reg.guestPhysAddr),
       size: Number(reg.memorySize),
