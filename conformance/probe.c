@@ -628,6 +628,13 @@ static void cgroup_setup(void) {
         *s = 0;
         cg_dir(dir, sizeof dir, p);
         if ((r = mkdir_made(dir))) add_error("mkdir %s: %s", dir, errname(-r));
+        /* v2: every ancestor passes pids on, implicit ones included, before any pids.max is
+           written below (as the model's host setup enables controllers down the path) */
+        if (save && cg_mode == CG_V2) {
+          char f[1300];
+          snprintf(f, sizeof f, "%s/cgroup.subtree_control", dir);
+          write_file(f, "+pids");
+        }
         *s = save;
         if (!save) break;
       }
