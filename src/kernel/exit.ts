@@ -149,11 +149,12 @@ function reparentLeader(k: Kernel, p: Task, dead: Task[]): void {
 /** models forget_original_parent(): move every child to the new reaper. */
 function forgetOriginalParent(k: Kernel, father: Task, dead: Task[]): void {
   // exit_ptrace(): tracees are detached
-  for (const tracee of [...father.ptraced]) {
-    tracee.ptrace = 0;
-    tracee.parent = tracee.realParent;
-    father.ptraced.delete(tracee);
-  }
+  if (father.ptraced.size)
+    for (const tracee of [...father.ptraced]) {
+      tracee.ptrace = 0;
+      tracee.parent = tracee.realParent;
+      father.ptraced.delete(tracee);
+    }
   if (father.children.size === 0) return;
   const reaper = findNewReaper(k, father);
   for (const p of [...father.children]) {

@@ -130,7 +130,9 @@ export function* taskEntry(k: Kernel, t: Task, body: TaskBody): KGen<unknown> {
 export function copyProcess(k: Kernel, args: KernelCloneArgs, trace = 0): Result<Task> {
   const current = k.current!;
   const f = args.flags;
-  const has = (flag: number) => hasFlag(f, flag);
+  // the legacy flags are the low 32 bits (ToUint32); the clone3-only ones use hasFlag()
+  const lo = f >>> 0;
+  const has = (flag: number) => (lo & flag) !== 0;
   // 1–7: flag consistency
   if (has(CLONE_NEWNS) && has(CLONE_FS)) return fail(k, Errno.EINVAL, 'CLONE_NEWNS|CLONE_FS');
   if (has(CLONE_NEWUSER) && has(CLONE_FS)) return fail(k, Errno.EINVAL, 'CLONE_NEWUSER|CLONE_FS');

@@ -147,6 +147,13 @@ export function signalWakeUp(k: Kernel, t: Task, fatal: boolean): void {
 
 /** models recalc_sigpending_tsk(): sets (never clears) TIF_SIGPENDING. */
 export function recalcSigpendingTsk(t: Task): boolean {
+  // fast path: nothing pending and no job-control work (bigint masks are costly)
+  if (
+    t.pending.signal === 0n &&
+    t.signal.sharedPending.signal === 0n &&
+    !(t.jobctl & (JOBCTL_PENDING_MASK | JOBCTL_TRAP_FREEZE))
+  )
+    return false;
   if (
     t.jobctl & (JOBCTL_PENDING_MASK | JOBCTL_TRAP_FREEZE) ||
     (t.pending.signal & ~t.blocked) !== 0n ||
