@@ -185,6 +185,11 @@ export class VhostDev {
   regions: { guestPhysAddr: number; size: number; userspaceAddr: number }[] = [];
   ackedFeatures = 0n;
   ackedBackendFeatures = 0n;
+  /**
+   * 6.4-rc1 (bug "vsock-early-queue"): the worker is published to the device while
+   * vhost_task_create() has not returned yet (observation of the window; fixed by a284f09effea)
+   */
+  workerWithoutTask = false;
   /** the task that did SET_OWNER (observation; the kernel keeps only mm and kcov) */
   owner: Task | null = null;
   released = false;
@@ -232,6 +237,15 @@ function vhostWorkerQueue(k: Kernel, worker: VhostWorker, work: VhostWork): void
  */
 export function vhostVqWorkQueue(k: Kernel, vq: VhostVirtqueue, work: VhostWork): boolean {
   const worker = vq.worker;
+  if (worker && worker.mode === 'vhost-task' && !worker.vtsk) {
+    // 6.4-rc1: dev->worker is visible before worker->vtsk is set → vhost_task_wake(NULL)
+    k.warn(
+      'vhost_work_queue',
+      'BUG: kernel NULL pointer dereference: vhost_task_wake(dev->worker->vtsk == NULL) during VHOST_SET_OWNER ' +
+        '(6.4-rc1 publishes dev->worker before vhost_task_create() returns; fixed by a284f09effea); work dropped',
+    );
+    return false;
+  }
   if (!worker) {
     if (k.trace.enabled)
       k.emit('vhost_work_queue', `dev=${vq.dev.name} vq=${vq.index} work=${work.name} not queued`);
@@ -438,7 +452,20 @@ export function* vhostWorkerCreate(k: Kernel, dev: VhostDev): KGen<Result<VhostW
   }
   const gen = k.profile.vhostTaskGeneration;
   const fn = gen === 'vhost-task-rc1' ? () => vhostRc1Loop(k, worker) : () => runWorkList(k, worker);
+  // 6.4-rc1 vhost_worker_create() set dev->worker before vhost_task_create(), which may sleep:
+  // a work queued from another task in between saw a worker without a task (a284f09effea)
+  const early = gen === 'vhost-task-rc1' && k.profile.bugs.has('vsock-early-queue');
+  if (early) {
+    for (const vq of dev.vqs) vq.worker = worker;
+    dev.workerWithoutTask = true;
+    yield* preemptPoint();
+  }
   const r = vhostTaskCreate(k, fn, () => vhostWorkerKilled(k, worker), null, name);
+  if (early) {
+    // the vqs are attached by the caller (vhost_dev_set_owner) as in every era
+    for (const vq of dev.vqs) vq.worker = null;
+    dev.workerWithoutTask = false;
+  }
   if (!r.ok) return err(Errno.ENOMEM);
   worker.vtsk = r.value;
   worker.task = r.value.task;

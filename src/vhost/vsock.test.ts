@@ -336,7 +336,7 @@ class WindowChooser implements Choices {
   private fired = false;
   choose(kind: ChoiceKind, n: number): number {
     if (kind !== 'sched') return 0;
-    if (this.k && this.vsock?.rc1WorkerWithoutTask) {
+    if (this.k && this.vsock?.dev.workerWithoutTask) {
       const i = this.k.runqueue.findIndex((t) => t.comm === (this.fired ? 'qemu' : 'host-app'));
       if (i >= 0 && i < n) {
         this.fired = true;

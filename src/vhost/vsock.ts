@@ -18,11 +18,11 @@
  * vhost_work_queue() from vhost_transport_send_pkt() that ran inside that window passed the
  * `if (!dev->worker)` test and called vhost_task_wake(NULL): a NULL pointer dereference, fixed by
  * a284f09effea ("vhost: Fix crash during early vhost_transport_send_pkt calls", 6.4-rc6), which
- * embeds the worker in the device and tests worker.vtsk instead. vhost.ts creates the worker
- * without a scheduling point, so this driver opens the window itself around VHOST_SET_OWNER on
- * that profile (copy_process may sleep in the real kernel), and a send that lands in it is
- * reported as the kernel BUG it was, with k.warn('vhost_work_queue', …), and the work is dropped
- * (the oopsing sender never returns in Linux; here it returns and its packet stays queued).
+ * embeds the worker in the device and tests worker.vtsk instead. vhost.ts models that window
+ * on that profile (a preemption point where copy_process may sleep), and a send that lands in it
+ * is reported as the kernel BUG it was, with k.warn('vhost_work_queue', …), and the work is
+ * dropped (the oopsing sender never returns in Linux; here it returns and its packet stays
+ * queued).
  * A send before SET_OWNER outside the window is harmless on 6.4-rc1 too.
  *
  * Not modelled: the AF_VSOCK socket layer (connections, credit, RST replies), packet tapping,
@@ -42,7 +42,6 @@ import {
   vhostDevCheckOwner,
   vhostDevCleanup,
   vhostDevFlush,
-  vhostDevHasOwner,
   vhostDevIoctl,
   vhostDevStop,
   vhostExceedsWeight,
@@ -220,11 +219,6 @@ export class VhostVsock {
   readonly received: { hdr: VirtioVsockHdr; payload: Uint8Array }[] = [];
   /** send works vhost_vq_work_queue() refused because the RX vq had no worker (observation) */
   notQueued = 0;
-  /**
-   * 6.4-rc1 only (bug "vsock-early-queue"): dev->worker is published but worker->vtsk is not
-   * set yet, i.e. VHOST_SET_OWNER is inside vhost_worker_create().
-   */
-  rc1WorkerWithoutTask = false;
   constructor(readonly k: Kernel) {
     this.dev = new VhostDev(k, 'vhost-vsock', [
       (kk, vq) => vhostTransportDoSendPkt(kk, this, vq), // vhost_vsock_handle_rx_kick
@@ -258,17 +252,9 @@ function vqAccessOk(vq: VhostVirtqueue): boolean {
 /**
  * Queue the send work on the RX vq's worker (vhost_vq_work_queue, 6.5+; vhost_work_queue on
  * the device's single worker before). On the 6.4-rc1 profile a queue inside the SET_OWNER
- * window is the NULL vtsk dereference described at the top of this file.
+ * window is the NULL vtsk dereference described at the top of this file (vhost.ts).
  */
 function queueSendPktWork(k: Kernel, vsock: VhostVsock): boolean {
-  if (vsock.rc1WorkerWithoutTask && k.profile.bugs.has('vsock-early-queue')) {
-    k.warn(
-      'vhost_work_queue',
-      'BUG: kernel NULL pointer dereference: vhost_task_wake(dev->worker->vtsk == NULL) during VHOST_SET_OWNER ' +
-        '(6.4-rc1 publishes dev->worker before vhost_task_create() returns; fixed by a284f09effea); work dropped',
-    );
-    return false;
-  }
   const queued = vhostVqWorkQueue(k, vsock.vq(VSOCK_VQ_RX), vsock.sendPktWork);
   if (!queued) vsock.notQueued++;
   return queued;
@@ -561,7 +547,7 @@ function* vhostVsockSetFeatures(k: Kernel, vsock: VhostVsock, features: bigint):
  * models vhost_vsock_dev_ioctl(), v6.12: SET_GUEST_CID, SET_RUNNING (any non-zero int starts,
  * 0 stops — Linux has no EINVAL for other values), the feature ioctls, and the default path:
  * vhost_dev_ioctl(), then vhost_vring_ioctl() for what it does not know, else a flush. On the
- * 6.4-rc1 profile VHOST_SET_OWNER opens the early-queue window (see the top of this file).
+ * 6.4-rc1 profile VHOST_SET_OWNER has the early-queue window (see the top of this file).
  */
 function* vhostVsockDevIoctl(k: Kernel, f: File, cmd: number, argp: number): KGen<Result<number>> {
   const vsock = devices.get(f)!;
@@ -590,22 +576,7 @@ function* vhostVsockDevIoctl(k: Kernel, f: File, cmd: number, argp: number): KGe
   }
   yield* mutexLock(k, dev.mutex);
   try {
-    const rc1Window =
-      cmd === U.VHOST_SET_OWNER &&
-      k.profile.bugs.has('vsock-early-queue') &&
-      dev.useWorker &&
-      !vhostDevHasOwner(dev);
-    if (rc1Window) {
-      // 6.4-rc1 vhost_worker_create(): dev->worker = worker; …; vhost_task_create() (may sleep)
-      vsock.rc1WorkerWithoutTask = true;
-      yield* preemptPoint();
-    }
-    let r: Result<number>;
-    try {
-      r = yield* vhostDevIoctl(k, dev, cmd, argp);
-    } finally {
-      vsock.rc1WorkerWithoutTask = false; // worker->vtsk = vtsk (or the failure path's cleanup)
-    }
+    let r = yield* vhostDevIoctl(k, dev, cmd, argp);
     if (!r.ok && r.errno === Errno.ENOIOCTLCMD) r = yield* vhostVringIoctl(k, dev, cmd, argp);
     else yield* vhostDevFlush(k, dev); // vhost_vsock_flush()
     return r;
