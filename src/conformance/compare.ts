@@ -4,8 +4,8 @@
  *
  * Values that legitimately differ between a model run and a real run (pids, tids, cgroup
  * roots, bits the model does not track) are mapped by the rules below, each named, and the
- * rules a row relied on are listed on it. Nothing is dropped: a field the model cannot show
- * (namespace identities) is a row with status "unobservable".
+ * rules a row relied on are listed on it. Nothing is dropped: a step the probe could not run
+ * is a row with status "unobservable", never a match.
  */
 import type { Observation, ObservedLabel, ObservedTask } from './observe.js';
 import type { CompiledScript } from './script.js';
@@ -38,8 +38,7 @@ export const RULES = {
   'nspid-depth': 'NSpid is compared as its number of levels (pid namespace depth), not its numbers',
   'ns-identity':
     'namespace inodes become "init" (the supervisor\'s), "new#k" per type, or "unreadable" (e.g. ' +
-    "pid_for_children before its first process); the model's TaskView has " +
-    'no namespaces, so these rows are "unobservable" (real-only)',
+    "pid_for_children before its first process), on both sides (the model from the task's nsproxy)",
   'step-value-ids': 'values of threads/thread/fork/wait4 steps are tids/pids and are named by id-by-order',
   'ioctl-out': 'an ioctl value is decoded from the bytes read back exactly as the model decodes its own',
 } as const;
@@ -428,23 +427,13 @@ export function compareObservations(model: Observation, real: Observation, compi
         const note = [mf?.note && `model ${mf.note}`, rf?.note && `real ${rf.note}`]
           .filter(Boolean)
           .join('; ');
-        if (f === 'ns')
-          push(
-            `label ${l}: ${id} ns`,
-            'unobservable (TaskView has no namespaces)',
-            rf?.value,
-            ['ns-identity'],
-            note || undefined,
-            'unobservable',
-          );
-        else
-          push(
-            `label ${l}: ${id} ${f}`,
-            mf?.value,
-            rf?.value,
-            [...(mf?.rules ?? []), ...(rf?.rules ?? [])],
-            note || undefined,
-          );
+        push(
+          `label ${l}: ${id} ${f}`,
+          mf?.value,
+          rf?.value,
+          [...(mf?.rules ?? []), ...(rf?.rules ?? [])],
+          note || undefined,
+        );
       }
     }
     const cgKeys = [...new Set([...ml.cgroups.keys(), ...rl.cgroups.keys()])];

@@ -387,11 +387,12 @@ describe('observations and comparison', () => {
   it('a real run that differs only in numbering matches on every row', () => {
     const rows = compareObservations(model, renumbered(model, 5000), compiled);
     expect(rows.filter((r) => r.status === 'mismatch')).toEqual([]);
-    expect(rows.filter((r) => r.status === 'unobservable').map((r) => r.observation)).toEqual([
-      'label after-run: vmm ns',
-      'label after-run: vmm.1 ns',
-      'label after-run: vmm.2 ns',
-    ]);
+    expect(rows.filter((r) => r.status === 'unobservable')).toEqual([]);
+    expect(rows.find((r) => r.observation === 'label after-run: vmm.2 ns')).toMatchObject({
+      model: 'all init',
+      real: 'all init',
+      status: 'match',
+    });
     expect(rows.find((r) => r.observation === 'label after-run: vmm.2 flags')).toMatchObject({
       model: 'PF_FORKNOEXEC|PF_USER_WORKER',
       real: 'PF_FORKNOEXEC|PF_USER_WORKER',

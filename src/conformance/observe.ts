@@ -11,7 +11,9 @@
  *    (`vhost-<tid>`, `kvm-nx-lpage-recovery-<pid>`);
  *  - plus any task in one of the scenario's cgroups.
  */
+
 import type { RunResult, Snapshot, TaskView } from '../scenario/run.js';
+import { nsInodes } from '../scenario/run.js';
 import type { CompiledScript } from './script.js';
 
 /** PF_KTHREAD (include/linux/sched.h) */
@@ -110,6 +112,7 @@ export function observedTask(t: TaskView): ObservedTask {
     shdpnd: statusLine(t.status, 'ShdPnd'),
     threads: Number(statusLine(t.status, 'Threads') || t.nlwp),
     nspid: statusLine(t.status, 'NSpid').replace(/\t/g, ' '),
+    ns: t.ns,
   };
 }
 
@@ -186,7 +189,7 @@ export function observeModel(run: RunResult, compiled: CompiledScript, cpus: num
   return {
     source: 'model',
     kernel: run.profile,
-    supervisor: { pid: 1 },
+    supervisor: { pid: 1, ns: nsInodes(run.kernel.init) },
     cpus: cpus > 1 ? `0-${cpus - 1}` : '0',
     pidMax: run.kernel.pidMax,
     cgroup: { mode: 'model', home: '/', base: '' },

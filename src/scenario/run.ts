@@ -94,6 +94,8 @@ export interface TaskView {
   cpuNs: number;
   status: string;
   stat: string;
+  /** /proc/<tid>/ns/* inode numbers (0: the link cannot be read, e.g. a zombie's nsproxy is gone) */
+  ns: Record<string, number>;
 }
 
 export interface CgroupView {
@@ -848,6 +850,7 @@ class Runner {
         cpuNs: t.sumExecNs,
         status: procStatus(k, t),
         stat: procStat(k, t),
+        ns: nsInodes(t),
       });
     }
     const cgroups: CgroupView[] = [];
@@ -1012,6 +1015,27 @@ class Runner {
     const r = this.k.run({ untilTime: timeLimit });
     return r === 'time' ? 'time-limit' : 'idle';
   }
+}
+
+/**
+ * The namespace inodes /proc/<tid>/ns/* link to (fs/proc/namespaces.c, nsfs): pid and user
+ * come from the task's pid and creds; the others need its nsproxy (gone once it exited), and
+ * pid_for_children cannot be read before the new namespace has its init (pidns_for_children_get).
+ */
+export function nsInodes(t: Task): Record<string, number> {
+  const ns = t.nsproxy;
+  const pfc = ns?.pidForChildren;
+  return {
+    pid: t.activePidNs()?.inum ?? 0,
+    pid_for_children: pfc && (pfc === t.activePidNs() || pfc.childReaper) ? pfc.inum : 0,
+    user: t.cred.userNs.inum,
+    net: ns?.net.inum ?? 0,
+    mnt: ns?.mnt.inum ?? 0,
+    uts: ns?.uts.inum ?? 0,
+    ipc: ns?.ipc.inum ?? 0,
+    cgroup: ns?.cgroup.inum ?? 0,
+    time: ns?.time.inum ?? 0,
+  };
 }
 
 /** A thread or child with nothing to do: sleep until a signal ends it. */

@@ -70,6 +70,7 @@ export function task(o: Partial<TaskView> & { pid: number; comm: string }): Task
     tgid,
     ppid: 1,
     uid: 0,
+    ns: {},
     cmd: kthread ? `[${o.comm}]` : `/usr/bin/${o.comm}`,
     state: 'S',
     flags: kthread ? 0x00200000 : 0,
