@@ -83,6 +83,11 @@
  *                                               each patch stores a descriptor's number
  *                                               (u32 little-endian) at that offset
  *     kvm <alias|-> <vcpus> <run 0|1>           see "kvm" below
+ *     kvm_run <alias> <vcpu>                    KVM_RUN on a vCPU of that VM, prepared as below
+ *     ptrace <request#> <target> <thread-glob|-> <options-int>
+ *                                               PTRACE_SEIZE/ATTACH/DETACH of the target's
+ *                                               thread named by the glob (lowest tid), or of
+ *                                               the target itself
  *     fork <alias|-> <actor>                    [program block]
  *     exit <code> | exit_group <code>
  *     kill <target> <signo>
@@ -112,7 +117,8 @@
  *   CPU a process may use), "pidMax" (tids wrap there), "cgroup":{mode, mount, home, base},
  *   "processes":{name:pid}, "steps":[{index, actor, tid, outcome, value?, out?, note?}],
  *   "labels":{L:{tasks:[{tid, tgid, ppid, uid, comm, name, state, flags, cgroup, cpus, sigblk,
- *   sigpnd, shdpnd, threads, nspid, ns:{...}, pf (flags decoded)}], cgroups:{path:{pids.current,...}},
+ *   sigpnd, shdpnd, threads, tracer (TracerPid), nspid, ns:{...}, pf (flags decoded)}],
+ *   cgroups:{path:{pids.current, pids.max, pids.events, cgroup.events}},
  *   alive:[names], labeller}}, "labelOrder":[...], "ended":"idle"|"time-limit",
  *   "errors":[...], "notes":[...]}
  *  An outcome "UNSUPPORTED:<why>" means the step could not be run here (never a pass).
@@ -138,6 +144,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -344,12 +351,12 @@ static void sleep_ms(int ms) {
 enum act {
   A_THREADS, A_THREAD, A_OPEN, A_CLOSE, A_DUP, A_IOCTL, A_KVM, A_FORK, A_EXIT, A_EXIT_GROUP,
   A_KILL, A_TGKILL, A_SIGACTION, A_SIGPROCMASK, A_SETRLIMIT, A_SETRESUID, A_UNSHARE,
-  A_AFFINITY, A_WRITE, A_SLEEP, A_LABEL, A_WAIT, A_WAIT4, A_COUNT
+  A_AFFINITY, A_WRITE, A_SLEEP, A_LABEL, A_WAIT, A_WAIT4, A_KVM_RUN, A_PTRACE, A_COUNT
 };
 static const char *ACT_NAMES[A_COUNT] = {
   "threads", "thread", "open", "close", "dup", "ioctl", "kvm", "fork", "exit", "exit_group",
   "kill", "tgkill", "sigaction", "sigprocmask", "setrlimit", "setresuid", "unshare",
-  "affinity", "write", "sleep", "label", "wait", "wait4",
+  "affinity", "write", "sleep", "label", "wait", "wait4", "kvm_run", "ptrace",
 };
 
 struct prog;
@@ -504,6 +511,13 @@ static int cg_mode = CG_NONE;
 static char cg_mount[512];   /* the hierarchy's mount point */
 static char cg_home[512];    /* the supervisor's cgroup in it ("/" or deeper) */
 static char cg_base[600];    /* <home>/vhostsim-probe-<pid> */
+/*
+ * With the v1 pids hierarchy (a hybrid host), scenario cgroups are mirrored in the cgroup2
+ * hierarchy when one is mounted, for what only v2 has: cgroup.freeze and cgroup.events. Joins
+ * and cgroup.procs/cgroup.threads/cgroup.type writes go to both; the mirror has no controllers.
+ */
+static char cg2_mount[512];  /* "" when there is no mirror */
+static char cg2_base[700];   /* <v2 home>/vhostsim-probe-<pid> */
 static char *cg_made[MAX_CGROUPS * 4];
 static int ncg_made;
 
@@ -539,6 +553,7 @@ static void cgroup_detect(void) {
     }
   }
   if (cg_mode == CG_NONE) return;
+  if (cg_mode == CG_V1 && v2mount[0]) snprintf(cg2_mount, sizeof cg2_mount, "%s", v2mount);
   /* our cgroup in that hierarchy */
   char cgs[4096];
   snprintf(cg_home, sizeof cg_home, "/");
@@ -553,10 +568,24 @@ static void cgroup_detect(void) {
       int match = cg_mode == CG_V1 ? (strstr(c1 + 1, "pids") != NULL) : (!strcmp(line, "0:") || c1[1] == 0);
       if (cg_mode == CG_V2) match = (c1[1] == 0);
       if (match) snprintf(cg_home, sizeof cg_home, "%s", c2 + 1);
+      if (cg2_mount[0] && c1[1] == 0) snprintf(cg2_base, sizeof cg2_base, "%s", c2 + 1);
     }
   }
   snprintf(cg_base, sizeof cg_base, "%s%svhostsim-probe-%d", cg_home, strcmp(cg_home, "/") ? "/" : "",
            (int)getpid());
+  if (cg2_mount[0]) {
+    char home2[600];
+    snprintf(home2, sizeof home2, "%.500s", cg2_base[0] ? cg2_base : "/");
+    snprintf(cg2_base, sizeof cg2_base, "%s%svhostsim-probe-%d", home2, strcmp(home2, "/") ? "/" : "",
+             (int)getpid());
+  }
+}
+
+/** the mirror directory of scenario cgroup `path` (not for "/"); 0 when there is none */
+static int cg2_dir(char *out, size_t cap, const char *path) {
+  if (!cg2_mount[0] || !strcmp(path, "/")) return 0;
+  snprintf(out, cap, "%.400s%.600s%.400s", cg2_mount, cg2_base, path);
+  return 1;
 }
 
 /** the real directory of scenario cgroup `path` ("/" = the home) */
@@ -601,7 +630,7 @@ static void cgroup_setup(void) {
     if (ncgspecs) add_error("no cgroup hierarchy with the pids controller: scenario cgroups not created");
     return;
   }
-  char dir[1200];
+  char dir[1500];
   snprintf(dir, sizeof dir, "%s%s", cg_mount, cg_base);
   int r = mkdir_made(dir);
   if (r) {
@@ -612,7 +641,7 @@ static void cgroup_setup(void) {
   if (cg_mode == CG_V2) {
     char home[1200];
     cg_dir(home, sizeof home, "/");
-    char f[1300];
+    char f[1600];
     snprintf(f, sizeof f, "%s/cgroup.subtree_control", home);
     write_file(f, "+pids");
     snprintf(f, sizeof f, "%s/cgroup.subtree_control", dir);
@@ -631,7 +660,7 @@ static void cgroup_setup(void) {
         /* v2: every ancestor passes pids on, implicit ones included, before any pids.max is
            written below (as the model's host setup enables controllers down the path) */
         if (save && cg_mode == CG_V2) {
-          char f[1300];
+          char f[1600];
           snprintf(f, sizeof f, "%s/cgroup.subtree_control", dir);
           write_file(f, "+pids");
         }
@@ -640,8 +669,35 @@ static void cgroup_setup(void) {
       }
     }
   }
+  if (cg2_mount[0]) {
+    snprintf(dir, sizeof dir, "%.500s%.600s", cg2_mount, cg2_base);
+    if ((r = mkdir_made(dir))) {
+      add_note("no cgroup2 mirror (mkdir %s: %s): cgroup.freeze and cgroup.events unavailable", dir, errname(-r));
+      cg2_mount[0] = 0;
+    }
+    for (int i = 0; i < ncgspecs && cg2_mount[0]; i++) {
+      char p[512];
+      snprintf(p, sizeof p, "%s", cgspecs[i].path);
+      for (char *s = p + 1;; s++) {
+        if (*s == '/' || *s == 0) {
+          char save = *s;
+          *s = 0;
+          cg2_dir(dir, sizeof dir, p);
+          if ((r = mkdir_made(dir))) add_error("mkdir %s: %s", dir, errname(-r));
+          *s = save;
+          if (!save) break;
+        }
+      }
+      if (cgspecs[i].threaded) {
+        char f[1600];
+        cg2_dir(dir, sizeof dir, cgspecs[i].path);
+        snprintf(f, sizeof f, "%s/cgroup.type", dir);
+        if ((r = write_file(f, "threaded"))) add_error("%s ← threaded: %s", f, errname(-r));
+      }
+    }
+  }
   for (int i = 0; i < ncgspecs; i++) {
-    char f[1300];
+    char f[1600];
     cg_dir(dir, sizeof dir, cgspecs[i].path);
     if (cg_mode == CG_V2 && cgspecs[i].threaded) {
       snprintf(f, sizeof f, "%s/cgroup.type", dir);
@@ -658,7 +714,7 @@ static void cgroup_setup(void) {
       for (int j = 0; j < ncgspecs; j++) {
         size_t l = strlen(cgspecs[i].path);
         if (i != j && !strncmp(cgspecs[j].path, cgspecs[i].path, l) && cgspecs[j].path[l] == '/') {
-          char f[1300];
+          char f[1600];
           cg_dir(dir, sizeof dir, cgspecs[i].path);
           snprintf(f, sizeof f, "%s/cgroup.subtree_control", dir);
           write_file(f, "+pids");
@@ -874,6 +930,94 @@ static size_t hex_decode(unsigned char *out, size_t cap, const char *s) {
   return n;
 }
 
+/*
+ * The VMs the kvm steps made, by VM descriptor: their vCPU descriptors and mapped kvm_run
+ * areas. Threads share the table; a forked child inherits a copy, with the same descriptors.
+ */
+#define MAX_VMS 16
+#define MAX_VCPUS 64
+struct vmrec {
+  int vm, kvm, nvcpus;
+  int vcpu[MAX_VCPUS];
+  struct kvm_run *run[MAX_VCPUS];
+};
+static struct vmrec vms[MAX_VMS];
+static int nvms;
+
+static struct vmrec *vm_new(int vm, int kvm) {
+  pthread_mutex_lock(&alias_lock);
+  struct vmrec *v = nvms < MAX_VMS ? &vms[nvms++] : NULL;
+  if (v) *v = (struct vmrec){.vm = vm, .kvm = kvm};
+  pthread_mutex_unlock(&alias_lock);
+  return v;
+}
+
+static struct vmrec *vm_find(int vm) {
+  for (int i = 0; i < nvms; i++)
+    if (vms[i].vm == vm) return &vms[i];
+  return NULL;
+}
+
+/*
+ * KVM_RUN on vCPU i of vr: map its kvm_run (once), point it at the hlt at guest physical 0
+ * (KVM_GET_SREGS/KVM_SET_SREGS with cs.base = cs.selector = 0, KVM_SET_REGS with rip = 0 and
+ * rflags = 2), run. The outcome is the first failing call's errno (its name in the note) —
+ * from another mm every vCPU ioctl fails with EIO, the first one included.
+ */
+static void vcpu_run(struct vmrec *vr, int i, struct result *r) {
+  if (!vr || i < 0 || i >= vr->nvcpus) {
+    res_errno(r, EBADF);
+    note_add(r, "no vCPU %d", i);
+    return;
+  }
+  int fd = vr->vcpu[i];
+  struct kvm_sregs sregs;
+  if (ioctl(fd, KVM_GET_SREGS, &sregs) < 0) {
+    res_errno(r, errno);
+    note_add(r, "failed at KVM_GET_SREGS");
+    return;
+  }
+  if (!vr->run[i]) {
+    int sz = ioctl(vr->kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+    if (sz < 0) {
+      res_errno(r, errno);
+      note_add(r, "failed at KVM_GET_VCPU_MMAP_SIZE");
+      return;
+    }
+    struct kvm_run *kr = mmap(NULL, (size_t)sz, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (kr == MAP_FAILED) {
+      res_errno(r, errno);
+      note_add(r, "failed at mmap of kvm_run");
+      return;
+    }
+    vr->run[i] = kr;
+  }
+  sregs.cs.base = 0;
+  sregs.cs.selector = 0;
+  if (ioctl(fd, KVM_SET_SREGS, &sregs) < 0) {
+    res_errno(r, errno);
+    note_add(r, "failed at KVM_SET_SREGS");
+    return;
+  }
+  struct kvm_regs regs;
+  memset(&regs, 0, sizeof regs);
+  regs.rip = 0;
+  regs.rflags = 2;
+  if (ioctl(fd, KVM_SET_REGS, &regs) < 0) {
+    res_errno(r, errno);
+    note_add(r, "failed at KVM_SET_REGS");
+    return;
+  }
+  if (ioctl(fd, KVM_RUN, 0) < 0) {
+    res_errno(r, errno);
+    note_add(r, "failed at KVM_RUN");
+    return;
+  }
+  r->outcome = "ok";
+  unsigned reason = vr->run[i]->exit_reason;
+  note_add(r, "exit_reason %u%s", reason, reason == KVM_EXIT_HLT ? " (KVM_EXIT_HLT)" : "");
+}
+
 static void do_kvm(const struct step *s, struct result *r) {
   const char *alias = s->argv[0];
   int vcpus = atoi(s->argv[1]);
@@ -909,7 +1053,7 @@ static void do_kvm(const struct step *s, struct result *r) {
     note_add(r, "failed at KVM_SET_USER_MEMORY_REGION");
     return;
   }
-  int vcpu0 = -1;
+  struct vmrec *vr = vm_new(vm, kvm);
   for (int i = 0; i < vcpus; i++) {
     int v = ioctl(vm, KVM_CREATE_VCPU, i);
     if (v < 0) {
@@ -917,58 +1061,29 @@ static void do_kvm(const struct step *s, struct result *r) {
       note_add(r, "failed at KVM_CREATE_VCPU %d", i);
       return;
     }
-    if (i == 0) vcpu0 = v;
+    if (vr && i < MAX_VCPUS) vr->vcpu[vr->nvcpus++] = v;
   }
   if (!run) {
     r->outcome = "ok";
     return;
   }
-  int sz = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
-  if (sz < 0) {
-    res_errno(r, errno);
-    note_add(r, "failed at KVM_GET_VCPU_MMAP_SIZE");
+  vcpu_run(vr, 0, r);
+}
+
+/** kvm_run <alias> <vcpu>: KVM_RUN on a vCPU of a VM made by an earlier kvm step */
+static void do_kvm_run(const struct step *s, struct result *r) {
+  long vm;
+  if (!alias_get(s->argv[0], &vm)) {
+    res_errno(r, EBADF);
+    note_add(r, "no VM %s", s->argv[0]);
     return;
   }
-  struct kvm_run *kr = mmap(NULL, (size_t)sz, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu0, 0);
-  if (kr == MAP_FAILED) {
-    res_errno(r, errno);
-    note_add(r, "failed at mmap of kvm_run");
-    return;
-  }
-  struct kvm_sregs sregs;
-  if (ioctl(vcpu0, KVM_GET_SREGS, &sregs) < 0) {
-    res_errno(r, errno);
-    note_add(r, "failed at KVM_GET_SREGS");
-    return;
-  }
-  sregs.cs.base = 0;
-  sregs.cs.selector = 0;
-  if (ioctl(vcpu0, KVM_SET_SREGS, &sregs) < 0) {
-    res_errno(r, errno);
-    note_add(r, "failed at KVM_SET_SREGS");
-    return;
-  }
-  struct kvm_regs regs;
-  memset(&regs, 0, sizeof regs);
-  regs.rip = 0;
-  regs.rflags = 2;
-  if (ioctl(vcpu0, KVM_SET_REGS, &regs) < 0) {
-    res_errno(r, errno);
-    note_add(r, "failed at KVM_SET_REGS");
-    return;
-  }
-  int rr = ioctl(vcpu0, KVM_RUN, 0);
-  if (rr < 0) {
-    res_errno(r, errno);
-    note_add(r, "failed at KVM_RUN");
-    return;
-  }
-  r->outcome = "ok";
-  note_add(r, "exit_reason %u%s", kr->exit_reason, kr->exit_reason == KVM_EXIT_HLT ? " (KVM_EXIT_HLT)" : "");
+  vcpu_run(vm_find((int)vm), atoi(s->argv[1]), r);
 }
 
 /** the real path of a scenario cgroupfs path; NULL with *why set when this host cannot do it */
-static int translate_write(const char *path, char *out, size_t cap, const char **why) {
+static int translate_write(const char *path, char *out, size_t cap, char *mirror, size_t mcap, const char **why) {
+  mirror[0] = 0;
   const char *pre = "/sys/fs/cgroup";
   if (strncmp(path, pre, strlen(pre))) {
     *why = "only cgroupfs writes are run (global sysctls are never changed)";
@@ -990,9 +1105,20 @@ static int translate_write(const char *path, char *out, size_t cap, const char *
   const char *file = slash + 1;
   const char *real = NULL;
   if (cg_mode == CG_V1) {
+    char d2[1700];
+    int m = cg2_dir(d2, sizeof d2, cg);
+    if (!strcmp(file, "cgroup.freeze")) {
+      if (!m) {
+        *why = "cgroup.freeze needs a cgroup2 hierarchy beside the v1 pids one";
+        return -1;
+      }
+      snprintf(out, cap, "%s/%s", d2, file);
+      return 0;
+    }
     if (!strcmp(file, "cgroup.procs")) real = "cgroup.procs";
     else if (!strcmp(file, "cgroup.threads")) real = "tasks";
     else if (!strcmp(file, "pids.max")) real = "pids.max";
+    if (m && real && strcmp(real, "pids.max")) snprintf(mirror, mcap, "%s/%s", d2, file);
   } else {
     if (!strcmp(file, "cgroup.procs") || !strcmp(file, "cgroup.threads") || !strcmp(file, "pids.max") ||
         !strcmp(file, "cgroup.freeze") || !strcmp(file, "cgroup.type") || !strcmp(file, "cgroup.subtree_control"))
@@ -1006,6 +1132,28 @@ static int translate_write(const char *path, char *out, size_t cap, const char *
   cg_dir(dir, sizeof dir, cg);
   snprintf(out, cap, "%s/%s", dir, real);
   return 0;
+}
+
+/** the lowest tid in tgid's thread group whose comm matches glob (or equals it as a number); 1<<30 if none */
+static pid_t find_thread(pid_t tgid, const char *glob) {
+  char dir[64];
+  snprintf(dir, sizeof dir, "/proc/%d/task", (int)tgid);
+  DIR *d = opendir(dir);
+  int best = 0;
+  if (d) {
+    struct dirent *de;
+    while ((de = readdir(d))) {
+      if (!isdigit((unsigned char)de->d_name[0])) continue;
+      int t = atoi(de->d_name);
+      char p[400], comm[64];
+      snprintf(p, sizeof p, "%s/%s/comm", dir, de->d_name);
+      if (read_file(p, comm, sizeof comm) < 0) continue;
+      comm[strcspn(comm, "\n")] = 0;
+      if ((!fnmatch(glob, comm, 0) || !strcmp(glob, de->d_name)) && (!best || t < best)) best = t;
+    }
+    closedir(d);
+  }
+  return best ? best : 1 << 30;
 }
 
 static void run_step(int actor, const struct step *s) {
@@ -1096,6 +1244,9 @@ static void run_step(int actor, const struct step *s) {
     case A_KVM:
       do_kvm(s, &r);
       break;
+    case A_KVM_RUN:
+      do_kvm_run(s, &r);
+      break;
     case A_FORK: {
       const struct prog *body = s->body;
       int child_actor = atoi(a[1]);
@@ -1132,27 +1283,16 @@ static void run_step(int actor, const struct step *s) {
     }
     case A_TGKILL: {
       pid_t tgid = resolve_target(a[0]);
-      int sig = atoi(a[2]);
-      pid_t tid = 1 << 30;
-      char dir[64];
-      snprintf(dir, sizeof dir, "/proc/%d/task", (int)tgid);
-      DIR *d = opendir(dir);
-      if (d) {
-        struct dirent *de;
-        int best = 0;
-        while ((de = readdir(d))) {
-          if (!isdigit((unsigned char)de->d_name[0])) continue;
-          int t = atoi(de->d_name);
-          char p[400], comm[64];
-          snprintf(p, sizeof p, "%s/%s/comm", dir, de->d_name);
-          if (read_file(p, comm, sizeof comm) < 0) continue;
-          comm[strcspn(comm, "\n")] = 0;
-          if ((!fnmatch(a[1], comm, 0) || !strcmp(a[1], de->d_name)) && (!best || t < best)) best = t;
-        }
-        closedir(d);
-        if (best) tid = best;
-      }
-      if (syscall(SYS_tgkill, tgid, tid, sig) < 0) res_errno(&r, errno);
+      if (syscall(SYS_tgkill, tgid, find_thread(tgid, a[1]), atoi(a[2])) < 0) res_errno(&r, errno);
+      break;
+    }
+    case A_PTRACE: {
+      pid_t tgid = resolve_target(a[1]);
+      pid_t tid = strcmp(a[2], "-") ? find_thread(tgid, a[2]) : tgid;
+      long req = atol(a[0]);
+      if (ptrace((enum __ptrace_request)req, tid, 0, req == PTRACE_SEIZE ? atol(a[3]) : 0) < 0) res_errno(&r, errno);
+      else if (req == PTRACE_ATTACH && atol(a[3]) && ptrace(PTRACE_SETOPTIONS, tid, 0, atol(a[3])) < 0)
+        note_add(&r, "PTRACE_SETOPTIONS: %s", errname(errno));
       break;
     }
     case A_SIGACTION: {
@@ -1203,9 +1343,9 @@ static void run_step(int actor, const struct step *s) {
       break;
     }
     case A_WRITE: {
-      char path[1400];
+      char path[1900], mirror[1900];
       const char *why = NULL;
-      if (translate_write(a[0], path, sizeof path, &why) < 0) {
+      if (translate_write(a[0], path, sizeof path, mirror, sizeof mirror, &why) < 0) {
         static __thread char un[200];
         snprintf(un, sizeof un, "UNSUPPORTED:%s", why);
         r.outcome = un;
@@ -1218,6 +1358,7 @@ static void run_step(int actor, const struct step *s) {
       else snprintf(val, sizeof val, "%s", a[1]);
       int e = write_file(path, val);
       if (e) res_errno(&r, -e);
+      else if (mirror[0] && (e = write_file(mirror, val))) note_add(&r, "cgroup2 mirror %s: %s", mirror, errname(-e));
       break;
     }
     case A_SLEEP: {
@@ -1261,12 +1402,16 @@ static int actor_main(int idx) {
   if (p->join) {
     if (cg_mode == CG_NONE) send_msg("E %d cannot join cgroup %s: no pids hierarchy", p->actor, p->join);
     else {
-      char dir[1200], f[1300], pid[32];
+      char dir[1500], f[1600], pid[32];
       cg_dir(dir, sizeof dir, p->join);
       snprintf(f, sizeof f, "%s/cgroup.procs", dir);
       snprintf(pid, sizeof pid, "%d", (int)getpid());
       int e = write_file(f, pid);
       if (e) send_msg("E %d joining %s: %s", p->actor, f, errname(-e));
+      if (cg2_dir(dir, sizeof dir, p->join)) {
+        snprintf(f, sizeof f, "%s/cgroup.procs", dir);
+        if ((e = write_file(f, pid))) send_msg("E %d joining %s: %s", p->actor, f, errname(-e));
+      }
     }
   }
   if (p->cpus) {
@@ -1623,7 +1768,7 @@ static void snapshot(const char *label, int labeller) {
     if (read_file(p, comm, sizeof comm) < 0) comm[0] = 0;
     comm[strcspn(comm, "\n")] = 0;
     char name[128], state[64], tgid[32], pp[32], uid[64], cpus[256], blk[32], pnd[32], shd[32], thr[16], nspid[128],
-        cg[512];
+        cg[512], tracer[32];
     status_field(st, "Name", name, sizeof name);
     status_field(st, "State", state, sizeof state);
     status_field(st, "Tgid", tgid, sizeof tgid);
@@ -1635,6 +1780,7 @@ static void snapshot(const char *label, int labeller) {
     status_field(st, "ShdPnd", shd, sizeof shd);
     status_field(st, "Threads", thr, sizeof thr);
     status_field(st, "NSpid", nspid, sizeof nspid);
+    status_field(st, "TracerPid", tracer, sizeof tracer);
     for (char *q = nspid; *q; q++)
       if (*q == '\t') *q = ' ';
     task_cgroup(dir, cg, sizeof cg);
@@ -1651,8 +1797,8 @@ static void snapshot(const char *label, int labeller) {
     bjson(b, cg);
     bput(b, ",\"cpus\":", 8);
     bjson(b, cpus);
-    bprintf(b, ",\"sigblk\":\"%s\",\"sigpnd\":\"%s\",\"shdpnd\":\"%s\",\"threads\":%d,\"nspid\":", blk, pnd, shd,
-            atoi(thr));
+    bprintf(b, ",\"sigblk\":\"%s\",\"sigpnd\":\"%s\",\"shdpnd\":\"%s\",\"threads\":%d,\"tracer\":%d,\"nspid\":", blk,
+            pnd, shd, atoi(thr), atoi(tracer));
     bjson(b, nspid);
     bput(b, ",\"ns\":", 6);
     ns_json(b, dir);
@@ -1665,11 +1811,12 @@ static void snapshot(const char *label, int labeller) {
     if (c) bput(b, ",", 1);
     bjson(b, cgspecs[c].path);
     bput(b, ":{", 2);
-    const char *files[] = {"pids.current", "pids.max", "pids.events"};
+    const char *files[] = {"pids.current", "pids.max", "pids.events", "cgroup.events"};
     int f1 = 1;
-    for (int f = 0; f < 3; f++) {
-      char p[1300], text[1024];
-      snprintf(p, sizeof p, "%s/%s", dir, files[f]);
+    for (int f = 0; f < 4; f++) {
+      char p[1800], text[1024], d2[1700];
+      if (f == 3 && cg_mode == CG_V1 && !cg2_dir(d2, sizeof d2, cgspecs[c].path)) continue;
+      snprintf(p, sizeof p, "%s/%s", f == 3 && cg_mode == CG_V1 ? d2 : dir, files[f]);
       if (read_file(p, text, sizeof text) < 0) continue;
       if (!f1) bput(b, ",", 1);
       f1 = 0;
@@ -1824,6 +1971,9 @@ static int supervisor_main(const char *self_exe, int script_fd) {
   msg_fd = fcntl(pfd[0], F_DUPFD_CLOEXEC, HIGH_FD + 2);
   close(pfd[0]);
   char a_shm[16], a_script[16], a_msg[16], a_idx[16], a_mode[16], a_mount[600], a_home[600], a_base[700];
+  char a_mount2[600], a_base2[700];
+  snprintf(a_mount2, sizeof a_mount2, "%s", cg2_mount[0] ? cg2_mount : "-");
+  snprintf(a_base2, sizeof a_base2, "%s", cg2_base[0] ? cg2_base : "-");
   snprintf(a_shm, sizeof a_shm, "%d", shm_fd);
   snprintf(a_script, sizeof a_script, "%d", script_fd);
   snprintf(a_msg, sizeof a_msg, "%d", wfd);
@@ -1836,7 +1986,7 @@ static int supervisor_main(const char *self_exe, int script_fd) {
     pid_t pid = fork();
     if (pid < 0) die("fork: %s", strerror(errno));
     if (pid == 0) {
-      char *argv[] = {(char *)procs[i].name, "--actor", a_idx, a_shm, a_script, a_msg, a_mode, a_mount, a_home, a_base, NULL};
+      char *argv[] = {(char *)procs[i].name, "--actor", a_idx, a_shm, a_script, a_msg, a_mode, a_mount, a_home, a_base, a_mount2, a_base2, NULL};
       execv(self_exe, argv);
       _exit(127);
     }
@@ -1946,7 +2096,7 @@ static char *read_all_fd(int fd) {
 }
 
 int main(int argc, char **argv) {
-  if (argc >= 10 && !strcmp(argv[1], "--actor")) {
+  if (argc >= 12 && !strcmp(argv[1], "--actor")) {
     /* a scenario process, exec'd by the supervisor */
     int idx = atoi(argv[2]);
     int shm_fd = atoi(argv[3]), script_fd = atoi(argv[4]);
@@ -1956,6 +2106,8 @@ int main(int argc, char **argv) {
     snprintf(cg_mount, sizeof cg_mount, "%s", argv[7]);
     snprintf(cg_home, sizeof cg_home, "%s", argv[8]);
     snprintf(cg_base, sizeof cg_base, "%s", argv[9]);
+    if (strcmp(argv[10], "-")) snprintf(cg2_mount, sizeof cg2_mount, "%s", argv[10]);
+    if (strcmp(argv[11], "-")) snprintf(cg2_base, sizeof cg2_base, "%s", argv[11]);
     shm = mmap(NULL, sizeof(struct shm), PROT_READ | PROT_WRITE, MAP_SHARED, shm_fd, 0);
     if (shm == MAP_FAILED) _exit(126);
     close(shm_fd);

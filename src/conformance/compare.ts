@@ -35,6 +35,7 @@ export const RULES = {
     'cgroup and the hierarchy root are "/"; anything else is "host:<path>"',
   'cpus-all': 'a Cpus_allowed_list equal to every CPU a process may use is "all"',
   'pids-events-max': 'pids.events is compared on its "max" line (v2 adds max.imposed on newer kernels)',
+  'file-lines': 'a cgroupfs file of several lines (cgroup.events) is compared as its lines joined by ", "',
   'nspid-depth': 'NSpid is compared as its number of levels (pid namespace depth), not its numbers',
   'ns-identity':
     'namespace inodes become "init" (the supervisor\'s), "new#k" per type, or "unreadable" (e.g. ' +
@@ -266,6 +267,8 @@ function normaliseTask(
   f.sigpnd = { value: t.sigpnd, rules: [] };
   f.shdpnd = { value: t.shdpnd, rules: [] };
   f.threads = { value: String(t.threads), rules: [] };
+  if (t.tracer !== undefined)
+    f.tracer = { value: t.tracer ? ids.ppid(t.tracer) : 'none', rules: ['id-by-order'] };
   f.nspid = { value: `depth ${nspidDepth(t.nspid)}`, rules: ['nspid-depth'] };
   if (t.ns)
     f.ns = {
@@ -343,7 +346,9 @@ export function normalise(o: Observation, compiled: CompiledScript): Normalised 
           `${path} ${file}`,
           file === 'pids.events'
             ? { value: normalisePidsEvents(text), rules: ['pids-events-max'] }
-            : { value: text.trim(), rules: [] },
+            : text.trim().includes('\n')
+              ? { value: text.trim().split('\n').join(', '), rules: ['file-lines'] }
+              : { value: text.trim(), rules: [] },
         );
     labels.set(l, { tasks, cgroups, alive: [...lab.alive].sort().join(', ') || 'none' });
   }

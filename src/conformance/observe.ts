@@ -43,6 +43,8 @@ export interface ObservedTask {
   shdpnd: string;
   /** status Threads: of its thread group */
   threads: number;
+  /** status TracerPid: (0: not traced) */
+  tracer?: number;
   /** status NSpid:, space-separated */
   nspid: string;
   /** namespace inode numbers by type (pid, pid_for_children, user, net, …); real only */
@@ -111,6 +113,7 @@ export function observedTask(t: TaskView): ObservedTask {
     sigpnd: statusLine(t.status, 'SigPnd'),
     shdpnd: statusLine(t.status, 'ShdPnd'),
     threads: Number(statusLine(t.status, 'Threads') || t.nlwp),
+    tracer: Number(statusLine(t.status, 'TracerPid') || 0),
     nspid: statusLine(t.status, 'NSpid').replace(/\t/g, ' '),
     ns: t.ns,
   };
@@ -134,12 +137,12 @@ export function selectModelTasks(snap: Snapshot, cgroups: readonly string[]): Ta
   return [...out].sort((a, b) => a.pid - b.pid);
 }
 
-/** The pids files of a model cgroup. */
+/** The pids files and cgroup.events (populated, frozen) of a model cgroup. */
 function cgroupFiles(snap: Snapshot, path: string): Record<string, string> {
   const c = snap.cgroups.find((x) => x.path === path);
   const out: Record<string, string> = {};
   if (!c) return out;
-  for (const f of ['pids.current', 'pids.max', 'pids.events'])
+  for (const f of ['pids.current', 'pids.max', 'pids.events', 'cgroup.events'])
     if (c.files[f] !== undefined) out[f] = c.files[f]!;
   return out;
 }

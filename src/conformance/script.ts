@@ -48,7 +48,7 @@ import { signalFromName } from '../kernel/signal-consts.js';
 import { formatPath } from '../scenario/errors.js';
 import { IOCTL_ARGS } from '../scenario/ioctl-args.js';
 import type { LoadedScenario } from '../scenario/load.js';
-import { durationNs } from '../scenario/run.js';
+import { durationNs, PTRACE_OPTIONS, PTRACE_REQUESTS } from '../scenario/run.js';
 import type { ScenarioDoc } from '../scenario/schema.js';
 import { VHOST_IOCTLS } from '../vhost/uapi.js';
 
@@ -349,6 +349,10 @@ class Compiler {
         emit('none', [tok(b.as as string | undefined), String(b.vcpus ?? 1), b.run === false ? 0 : 1]);
         if (b.as) aliases.set(String(b.as), 'fd');
         return;
+      case 'kvm_run':
+        this.needs.add('kvm');
+        emit('none', [tok(String(b.vm)), String(b.vcpu ?? 0)]);
+        return;
       case 'fork': {
         const actor = this.nextActor();
         const child = `${context}/${b.as ? String(b.as) : `fork@${this.steps.length}`}`;
@@ -395,6 +399,20 @@ class Compiler {
           return;
         }
         if (t) emit('none', [t, tok(String(b.thread)), sig]);
+        return;
+      }
+      case 'ptrace': {
+        const t = this.target(b.target, [...path, 'target'], aliases);
+        if (b.thread !== undefined && /^\d+$/.test(String(b.thread))) {
+          this.no([...path, 'thread'], 'a numeric tid means a model tid; name the thread by its comm');
+          return;
+        }
+        const request = PTRACE_REQUESTS[(b.request as keyof typeof PTRACE_REQUESTS | undefined) ?? 'seize'];
+        const options = ((b.options as (keyof typeof PTRACE_OPTIONS)[] | undefined) ?? []).reduce(
+          (m, o) => m | PTRACE_OPTIONS[o],
+          0,
+        );
+        if (t) emit('none', [request, t, b.thread === undefined ? '-' : tok(String(b.thread)), options]);
         return;
       }
       case 'sigaction': {

@@ -30,7 +30,7 @@ import {
   WUNTRACED,
 } from './sched-consts.js';
 import { coredumpTaskExit, doNotifyParent, kernelSigInfo, sendSignal } from './signal.js';
-import { SIGCHLD, SIGKILL } from './signal-consts.js';
+import { SA_NOCLDWAIT, SIG_IGN, SIGCHLD, SIGKILL } from './signal-consts.js';
 import { SIGNAL_GROUP_EXIT, SIGNAL_STOP_CONTINUED, SIGNAL_STOP_STOPPED, type Task } from './task.js';
 
 /** Hooks subsystems register to run in do_exit (exit_io_uring, etc.). */
@@ -146,15 +146,38 @@ function reparentLeader(k: Kernel, p: Task, dead: Task[]): void {
   }
 }
 
+/**
+ * models exit_ptrace(tracer, dead) → __ptrace_detach(), kernel/ptrace.c v6.12: every tracee is
+ * unlinked (its parent is its real parent again); a tracee that is already a zombie is
+ * released when it is not a leader, or when it is a leader with no threads left whose real
+ * parent is told (do_notify_parent) and auto-reaps it, or whose real parent is the tracer's
+ * own thread group ignoring SIGCHLD.
+ */
+function exitPtrace(k: Kernel, tracer: Task, dead: Task[]): void {
+  for (const p of [...tracer.ptraced]) {
+    // __ptrace_unlink()
+    p.ptrace = 0;
+    p.parent = p.realParent;
+    tracer.ptraced.delete(p);
+    if (p.exitState !== EXIT_ZOMBIE) continue;
+    let isDead = !p.threadGroupLeader();
+    if (!isDead && p.threadGroupEmpty()) {
+      if (p.realParent.signal !== tracer.signal) isDead = doNotifyParent(k, p, p.exitSignal);
+      else {
+        const act = tracer.sighand.action[SIGCHLD];
+        isDead = !!act && (act.handler === SIG_IGN || !!(act.flags & SA_NOCLDWAIT));
+      }
+    }
+    if (isDead) {
+      p.exitState = EXIT_DEAD;
+      dead.push(p);
+    }
+  }
+}
+
 /** models forget_original_parent(): move every child to the new reaper. */
 function forgetOriginalParent(k: Kernel, father: Task, dead: Task[]): void {
-  // exit_ptrace(): tracees are detached
-  if (father.ptraced.size)
-    for (const tracee of [...father.ptraced]) {
-      tracee.ptrace = 0;
-      tracee.parent = tracee.realParent;
-      father.ptraced.delete(tracee);
-    }
+  if (father.ptraced.size) exitPtrace(k, father, dead);
   if (father.children.size === 0) return;
   const reaper = findNewReaper(k, father);
   for (const p of [...father.children]) {

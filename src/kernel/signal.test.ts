@@ -18,6 +18,8 @@ import {
   CLONE_THREAD,
   CLONE_UNTRACED,
   CLONE_VM,
+  EXIT_DEAD,
+  EXIT_ZOMBIE,
   TASK_INTERRUPTIBLE,
   TASK_RUNNING,
 } from './sched-consts.js';
@@ -525,6 +527,39 @@ describe('ptrace', () => {
     expect(status(k, worker!, 'TracerPid')).toBe('0');
     settle(k);
     expect(gdb.ptraceEvents).toHaveLength(1);
+    checkInvariants(k);
+  });
+
+  it('a traced thread that exits stays a zombie until its tracer exits, whose exit_ptrace releases it', () => {
+    const k = bootKernel({ profile: 'linux-6.12' });
+    let thread: Task | null = null;
+    let gdbDone = false;
+    const qemu = spawn(k, 'qemu', function* (sys) {
+      const r = yield* sys.pthreadCreate(function* (s2) {
+        yield* s2.nanosleep(2 * MS); // traced by now
+        return 0;
+      });
+      if (!r.ok) return 1;
+      thread = k.findTaskByVpid(r.value, k.initPidNs);
+      yield* sys.nanosleep(10 * MS);
+      return 0;
+    });
+    spawn(k, 'gdb', function* (sys) {
+      yield* sys.nanosleep(MS);
+      const r = yield* sys.ptrace(PTRACE_SEIZE, thread!.pid, 0);
+      if (!r.ok) return 1;
+      yield* sys.nanosleep(4 * MS);
+      gdbDone = true;
+      return 0;
+    });
+    k.run({ until: () => k.clock >= 4 * MS });
+    // the thread exited but is a zombie for its tracer (do_notify_parent does not autoreap a traced task)
+    expect(thread!.exitState).toBe(EXIT_ZOMBIE);
+    expect(qemu.signal.threads).toContain(thread);
+    k.run({ until: () => gdbDone && k.clock >= 6 * MS });
+    expect(thread!.exitState).toBe(EXIT_DEAD);
+    expect(qemu.signal.threads).not.toContain(thread);
+    settle(k);
     checkInvariants(k);
   });
 

@@ -89,6 +89,14 @@ const CASES: readonly BadCase[] = [
     says: ['expected an alias defined earlier (net0), found "net1"', 'did you mean "net0"?'],
   },
   {
+    fact: 'kvm_run on an alias that is not a VM from a kvm step is reported at the alias',
+    file: 'kvm-run-not-a-vm.yaml',
+    line: 7,
+    col: 24,
+    code: 'bad-value',
+    says: ['expected a kvm alias, found "kvmfd", a fd'],
+  },
+  {
     fact: 'waiting for a label that no step sets is reported at the wait',
     file: 'unknown-label.yaml',
     line: 7,

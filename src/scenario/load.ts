@@ -267,6 +267,9 @@ function checkStep(
     case 'kvm':
       if (b.as) aliases.set(String(b.as), 'kvm');
       return;
+    case 'kvm_run':
+      checkAlias(ctx, b.vm, [...path, 'vm'], aliases, 'kvm');
+      return;
     case 'dup':
       checkAlias(ctx, b.fd, [...path, 'fd'], aliases);
       aliases.set(String(b.as), 'fd');
@@ -352,6 +355,7 @@ function checkStep(
       return;
     case 'kill':
     case 'tgkill':
+    case 'ptrace':
       if (
         typeof b.target === 'string' &&
         !ctx.processes.has(b.target) &&

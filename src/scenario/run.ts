@@ -44,7 +44,17 @@ import {
   sigmask,
   signalFromName,
 } from '../kernel/signal-consts.js';
-import { type Program, type Sys, spawnProcess } from '../kernel/syscalls.js';
+import {
+  type Program,
+  PTRACE_ATTACH,
+  PTRACE_DETACH,
+  PTRACE_O_TRACECLONE,
+  PTRACE_O_TRACEFORK,
+  PTRACE_O_TRACEVFORK,
+  PTRACE_SEIZE,
+  type Sys,
+  spawnProcess,
+} from '../kernel/syscalls.js';
 import { type Task, taskStateLetter } from '../kernel/task.js';
 import { bootKernel } from '../kernel/testing.js';
 import { registerKvm } from '../kvm/kvm.js';
@@ -204,6 +214,14 @@ function outcomeOf(r: Result<unknown>): string {
   return r.ok ? 'ok' : errnoName(r.errno);
 }
 
+/** the scenario's ptrace requests and options */
+export const PTRACE_REQUESTS = { seize: PTRACE_SEIZE, attach: PTRACE_ATTACH, detach: PTRACE_DETACH } as const;
+export const PTRACE_OPTIONS = {
+  TRACEFORK: PTRACE_O_TRACEFORK,
+  TRACEVFORK: PTRACE_O_TRACEVFORK,
+  TRACECLONE: PTRACE_O_TRACECLONE,
+} as const;
+
 // ------------------------------------------------------------------ the runner
 
 interface ProcState {
@@ -214,7 +232,7 @@ interface ProcState {
 type Alias =
   | { kind: 'fd'; fd: number }
   | { kind: 'vhost-net'; fd: number; setup: VhostNetSetup }
-  | { kind: 'kvm'; fd: number }
+  | { kind: 'kvm'; fd: number; vcpus: number[] }
   | { kind: 'process'; pid: number }
   | { kind: 'thread'; tid: number };
 
@@ -226,7 +244,8 @@ class Runner {
   readonly failures: string[] = [];
   readonly procs = new Map<string, ProcState>();
   readonly labelsReached = new Set<string>();
-  readonly labelWaiters = new Set<Task>();
+  /** tasks sleeping in `wait`, by the label they wait for (only that label wakes them, as in the probe) */
+  readonly labelWaiters = new Map<Task, string>();
   private bootThreads = 0;
   private bootNproc = new Map<number, number>();
 
@@ -369,7 +388,7 @@ class Runner {
         yield* sys.exitToUserMode();
         continue;
       }
-      this.labelWaiters.add(t);
+      this.labelWaiters.set(t, label);
       t.state = TASK_INTERRUPTIBLE;
       yield Op.Schedule;
       t.state = TASK_RUNNING;
@@ -384,7 +403,7 @@ class Runner {
     this.snapshots.push(snap);
     this.evaluateChecks(label, snap);
     if (this.k.trace.enabled) this.k.emit('scenario_label', `label=${label} by=${by.comm}-${by.pid}`);
-    for (const t of [...this.labelWaiters]) this.k.tryToWakeUp(t, TASK_INTERRUPTIBLE);
+    for (const [t, l] of [...this.labelWaiters]) if (l === label) this.k.tryToWakeUp(t, TASK_INTERRUPTIBLE);
   }
 
   private record(
@@ -458,6 +477,15 @@ class Runner {
   }
 
   /** The pid (as the caller sees it) of a target: a process name, a fork alias, "self" or a number. */
+  /** the tid (in the caller's pid namespace) of tgid's first thread whose comm matches `glob` or whose tid it is; 1<<30 when none */
+  private findThread(sys: Sys, tgid: number, glob: string): number {
+    const ns = sys.task.activePidNs()!;
+    const leader = this.k.findTaskByVpid(tgid, ns);
+    const re = globToRegExp(glob);
+    const th = leader?.signal.threads.find((t) => re.test(t.comm) || String(t.pidIn(ns)) === glob);
+    return th ? th.pidIn(ns) : 1 << 30;
+  }
+
   private resolveTarget(sys: Sys, aliases: Map<string, Alias>, v: unknown): number {
     if (typeof v === 'number') return v;
     if (v === 'self') return sys.getpid();
@@ -591,16 +619,26 @@ class Runner {
         if (!fd.ok) return rec('/dev/kvm', fd);
         const vm = yield* sys.ioctl(fd.value, KVM_CREATE_VM, 0);
         if (!vm.ok) return rec('KVM_CREATE_VM', vm);
-        if (b.as) aliases.set(String(b.as), { kind: 'kvm', fd: vm.value });
-        let vcpu0 = -1;
+        const vcpus: number[] = [];
+        if (b.as) aliases.set(String(b.as), { kind: 'kvm', fd: vm.value, vcpus });
         for (let i = 0; i < Number(b.vcpus ?? 1); i++) {
           const v = yield* sys.ioctl(vm.value, KVM_CREATE_VCPU, i);
           if (!v.ok) return rec(`KVM_CREATE_VCPU ${i}`, v);
-          if (i === 0) vcpu0 = v.value;
+          vcpus.push(v.value);
         }
         if (b.run === false) return rec(`vm with ${b.vcpus ?? 1} vCPUs`, ok());
-        const run = yield* sys.ioctl(vcpu0, KVM_RUN, 0);
+        const run = yield* sys.ioctl(vcpus[0]!, KVM_RUN, 0);
         rec(`vm with ${b.vcpus ?? 1} vCPUs, KVM_RUN`, run);
+        return;
+      }
+      case 'kvm_run': {
+        // the vCPU descriptor of an earlier `kvm` step (inherited across fork, shared by threads)
+        const a = aliases.get(String(b.vm));
+        const i = Number(b.vcpu ?? 0);
+        const fd = a?.kind === 'kvm' ? a.vcpus[i] : undefined;
+        if (fd === undefined) return rec(`${b.vm} vCPU ${i}`, err(Errno.EBADF));
+        const run = yield* sys.ioctl(fd, KVM_RUN, 0);
+        rec(`${b.vm} vCPU ${i} KVM_RUN`, run);
         return;
       }
       case 'fork': {
@@ -635,14 +673,24 @@ class Runner {
       case 'tgkill': {
         const sig = typeof b.signal === 'number' ? b.signal : (signalFromName(String(b.signal)) ?? -1);
         const tgid = this.resolveTarget(sys, aliases, b.target);
-        const ns = sys.task.activePidNs()!;
-        const leader = this.k.findTaskByVpid(tgid, ns);
-        const re = globToRegExp(String(b.thread));
-        const th = leader?.signal.threads.find(
-          (t) => re.test(t.comm) || String(t.pidIn(ns)) === String(b.thread),
-        );
-        const r = yield* sys.tgkill(tgid, th ? th.pidIn(ns) : 1 << 30, sig);
+        const r = yield* sys.tgkill(tgid, this.findThread(sys, tgid, String(b.thread)), sig);
         rec(`${b.target} ${b.thread} ${b.signal}`, r);
+        return;
+      }
+      case 'ptrace': {
+        const tgid = this.resolveTarget(sys, aliases, b.target);
+        const tid = b.thread === undefined ? tgid : this.findThread(sys, tgid, String(b.thread));
+        const options = ((b.options as string[] | undefined) ?? []).reduce(
+          (m, o) => m | PTRACE_OPTIONS[o as keyof typeof PTRACE_OPTIONS],
+          0,
+        );
+        const request = PTRACE_REQUESTS[(b.request as keyof typeof PTRACE_REQUESTS | undefined) ?? 'seize'];
+        const r = yield* sys.ptrace(request, tid, options);
+        if (r.ok && request === PTRACE_ATTACH && options) {
+          const t = this.k.findTaskByVpid(tid, sys.task.activePidNs()!);
+          if (t) sys.setPtraceOptions(t, options);
+        }
+        rec(`${b.request ?? 'seize'} ${b.target}${b.thread ? ` ${b.thread}` : ''}`, r);
         return;
       }
       case 'sigaction': {

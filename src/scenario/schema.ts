@@ -156,12 +156,24 @@ export const STEP_SCHEMAS = {
     vcpus: int().min(1).max(64).optional(),
     run: z.boolean().optional(),
   }),
+  /** KVM_RUN on vCPU `vcpu` (default 0) of a VM created by a `kvm` step with `as: <vm>` */
+  kvm_run: z.strictObject({ vm: z.string(), vcpu: int().min(0).max(63).optional() }),
   fork: z.strictObject({ as: z.string().optional(), program: Program.optional() }),
   exec: z.strictObject({ path: z.string(), program: Program.optional() }),
   exit: int().min(0).max(255),
   exit_group: int().min(0).max(255),
   kill: z.strictObject({ target: Target, signal: Signal }),
   tgkill: z.strictObject({ target: Target, thread: z.string(), signal: Signal }),
+  /**
+   * ptrace(2) of a process, or of its thread whose comm matches `thread` (a glob): PTRACE_SEIZE
+   * (default) with `options`, PTRACE_ATTACH, or PTRACE_DETACH
+   */
+  ptrace: z.strictObject({
+    request: z.enum(['seize', 'attach', 'detach']).optional(),
+    target: Target,
+    thread: z.string().optional(),
+    options: z.array(z.enum(['TRACEFORK', 'TRACEVFORK', 'TRACECLONE'])).optional(),
+  }),
   sigaction: z.strictObject({ signal: Signal, handler: z.enum(['default', 'ignore', 'catch']) }),
   sigprocmask: z.strictObject({ block: z.array(Signal).optional(), unblock: z.array(Signal).optional() }),
   setrlimit: Rlimits,
