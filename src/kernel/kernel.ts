@@ -227,6 +227,11 @@ export class Kernel {
 
   /** allocation-failure points consult Choices only when alloc faults are enabled */
   faultAlloc = false;
+  /**
+   * Runs before every scheduler slice (a preemption point) when set: signal-arrival faults
+   * (signal.ts enableSignalFaults) ask Choices there whether a signal arrives.
+   */
+  beforeSlice: ((k: Kernel) => void) | null = null;
   /** where the last copy_process failed, and why (for traces and tests) */
   lastCopyProcessFailure: { errno: number; rule: string } | null = null;
   /** char devices and files by path (open(2)) */
@@ -392,6 +397,7 @@ export class Kernel {
       if (steps >= maxSteps) return 'steps';
       // expired timers fire before the next slice, as hrtimer interrupts would
       while (this.timers.length > 0 && this.timers[0]!.when <= this.clock) this.fireNextTimer();
+      if (this.beforeSlice && this.runqueue.length > 0) this.beforeSlice(this);
       const t = this.pickNext();
       if (!t) {
         this.switchToIdle();

@@ -3,6 +3,7 @@
  * through what userspace sees: /proc/<pid>/task/<tid>/status, wait4 statuses, ptrace events.
  */
 import { describe, expect, it } from 'vitest';
+import type { Choices } from './choices.js';
 import { Errno } from './errno.js';
 import type { ExitHook } from './exit.js';
 import { copyProcess, createIoThread } from './fork.js';
@@ -24,6 +25,7 @@ import {
   TASK_RUNNING,
 } from './sched-consts.js';
 import {
+  enableSignalFaults,
   freezeProcesses,
   frozenTasks,
   getSignal,
@@ -775,4 +777,82 @@ describe('exec and coredump', () => {
       }
     },
   );
+});
+
+describe('signal-arrival faults', () => {
+  /** answers `answer` at the signal-arrival point number `at` (0-based), 0 everywhere else */
+  function faultAt(at: number, answer: number): Choices & { points: { n: number }[] } {
+    const points: { n: number }[] = [];
+    return {
+      points,
+      choose(kind, n) {
+        if (kind !== 'fault-signal') return 0;
+        points.push({ n });
+        return points.length - 1 === at ? answer : 0;
+      },
+    };
+  }
+
+  it('offer SIGKILL and SIGSTOP for every user process before each slice, and none when not enabled', () => {
+    const off = faultAt(-1, 0);
+    const k0 = bootKernel({ profile: 'linux-6.12', choices: off });
+    spawn(k0, 'qemu', function* (sys) {
+      yield* sys.nanosleep(MS);
+      return 0;
+    });
+    settle(k0);
+    expect(off.points).toEqual([]);
+
+    const on = faultAt(-1, 0);
+    const k = bootKernel({ profile: 'linux-6.12', choices: on });
+    enableSignalFaults(k);
+    spawn(k, 'qemu', function* (sys) {
+      yield* sys.nanosleep(MS);
+      return 0;
+    });
+    spawn(k, 'gdb', function* (sys) {
+      yield* sys.nanosleep(MS);
+      return 0;
+    });
+    settle(k);
+    expect(on.points.length).toBeGreaterThan(0);
+    // 1 (no signal) + 2 signals × 2 processes; init, kthreads and exiting groups are not candidates
+    expect(on.points[0]!.n).toBe(5);
+    expect(Math.min(...on.points.map((p) => p.n))).toBe(3);
+  });
+
+  it('answer 1 kills the first process (SIGKILL to the whole group), answer 4 stops the second', () => {
+    const killed = faultAt(0, 1);
+    const k = bootKernel({ profile: 'linux-6.12', choices: killed });
+    enableSignalFaults(k);
+    let ran = false;
+    const qemu = spawn(k, 'qemu', function* (sys) {
+      yield* sys.nanosleep(MS);
+      ran = true;
+      return 0;
+    });
+    const gdb = spawn(k, 'gdb', function* (sys) {
+      yield* sys.nanosleep(MS);
+      return 0;
+    });
+    settle(k);
+    expect(ran).toBe(false);
+    expect(qemu.exitCode & 0x7f).toBe(SIGKILL);
+    expect(gdb.exitCode).toBe(0);
+    checkInvariants(k);
+
+    const stopped = faultAt(0, 4);
+    const k2 = bootKernel({ profile: 'linux-6.12', choices: stopped });
+    enableSignalFaults(k2);
+    spawn(k2, 'qemu', function* (sys) {
+      yield* sys.nanosleep(MS);
+      return 0;
+    });
+    const gdb2 = spawn(k2, 'gdb', function* (sys) {
+      yield* sys.nanosleep(MS);
+      return 0;
+    });
+    k2.run({ untilTime: 5 * MS });
+    expect(taskStateLetter(gdb2)).toBe('T');
+  });
 });

@@ -298,6 +298,38 @@ export function sendSignal(
   return res;
 }
 
+/** The signals a signal-arrival fault can deliver, in answer order (answer 2i+1, 2i+2 → process i). */
+export const FAULT_SIGNALS = [SIGKILL, SIGSTOP] as const;
+
+/**
+ * Signal-arrival faults: before every scheduler slice, Choices decides whether SIGKILL or
+ * SIGSTOP arrives for one of the user processes (answer 0: none), as `kill -KILL` or
+ * `kill -STOP` from another process would (SI_USER from pid 0, the whole thread group). The
+ * candidates are the live thread-group leaders that are neither kthreads nor init nor user or
+ * io workers, and whose group is not already exiting, in creation order.
+ */
+export function enableSignalFaults(k: Kernel): void {
+  k.beforeSlice = (kk) => {
+    const procs: Task[] = [];
+    for (const t of kk.tasks.values())
+      if (
+        t.alive &&
+        t.groupLeader === t &&
+        t !== kk.init &&
+        !(t.flags & (PF_KTHREAD | PF_IO_WORKER | kk.profile.pfUserWorker)) &&
+        !(t.signal.flags & SIGNAL_GROUP_EXIT)
+      )
+        procs.push(t);
+    if (procs.length === 0) return;
+    const v = kk.choices.choose('fault-signal', 1 + FAULT_SIGNALS.length * procs.length, 'signal arrival');
+    if (v === 0) return;
+    const target = procs[Math.floor((v - 1) / FAULT_SIGNALS.length)]!;
+    const sig = FAULT_SIGNALS[(v - 1) % FAULT_SIGNALS.length]!;
+    if (kk.trace.enabled) kk.emit('fault_signal', `sig=${sig} comm=${target.comm} pid=${target.pid}`);
+    sendSignal(kk, sig, { signo: sig, code: SI_USER, pid: 0, uid: 0 }, target, true);
+  };
+}
+
 /** A signal sent by the kernel itself (SEND_SIG_PRIV). */
 export function kernelSigInfo(sig: number): SigInfo {
   return { signo: sig, code: SI_KERNEL, pid: 0, uid: 0 };

@@ -35,7 +35,7 @@ import {
   WNOHANG,
   WUNTRACED,
 } from '../kernel/sched-consts.js';
-import { cgroupFreeze, freezeProcesses, thawProcesses } from '../kernel/signal.js';
+import { cgroupFreeze, enableSignalFaults, freezeProcesses, thawProcesses } from '../kernel/signal.js';
 import {
   SIG_BLOCK,
   SIG_DFL,
@@ -1145,6 +1145,8 @@ export interface RunOptions {
   choices?: Choices;
   /** let allocation points fail when the choices say so (fault injection, opt-in) */
   faultAlloc?: boolean;
+  /** let SIGKILL/SIGSTOP arrive for a user process before any slice when the choices say so (opt-in) */
+  faultSignals?: boolean;
   /** called after every scheduler slice of the scenario's run (the explorer checks invariants) */
   onStep?: (k: Kernel) => void;
 }
@@ -1154,6 +1156,7 @@ export function runScenario(sc: LoadedScenario, profile: string, o: RunOptions =
   const doc = sc.doc;
   const seed = o.seed ?? doc.seed ?? 1;
   const r = new Runner(doc, profile, seed, o.trace ?? true, o.choices, o.faultAlloc);
+  if (o.faultSignals) enableSignalFaults(r.k);
   r.spawnAll();
   const limit = durationNs(doc['time-limit'] ?? '10s');
   const ended = r.run(limit, o.onStep);
