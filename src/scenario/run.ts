@@ -726,6 +726,19 @@ class Runner {
         rec(`${pid}`, r, r.ok ? r.value.pid : undefined);
         return;
       }
+      case 'eventfd': {
+        const r = yield* sys.eventfd(Number(b.initval ?? 0));
+        if (r.ok) aliases.set(String(b.as), { kind: 'fd', fd: r.value });
+        rec(`as ${b.as}`, r, r.ok ? r.value : undefined);
+        return;
+      }
+      case 'eventfd-write': {
+        const v = new Uint8Array(8);
+        new DataView(v.buffer).setBigUint64(0, BigInt(Number(b.value ?? 1)), true);
+        const r = yield* sys.write(this.resolveFd(aliases, b.fd), v);
+        rec(`${b.fd} ${b.value ?? 1}`, r);
+        return;
+      }
       case 'freezer':
         if (body === 'freeze') freezeProcesses(this.k);
         else thawProcesses(this.k);
