@@ -1118,8 +1118,10 @@ export interface RunOptions {
 export function runScenario(sc: LoadedScenario, profile: string, o: RunOptions = {}): RunResult {
   const doc = sc.doc;
   const seed = o.seed ?? doc.seed ?? 1;
-  const r = new Runner(doc, profile, seed, o.trace ?? true, o.choices, o.faultAlloc);
+  const r = new Runner(doc, profile, seed, o.trace ?? true, o.choices);
   r.spawnAll();
+  // boot and the spawning of the scenario's processes are its set-up: faults start with their steps
+  r.k.faultAlloc = o.faultAlloc ?? false;
   const limit = durationNs(doc['time-limit'] ?? '10s');
   const ended = r.run(limit, o.onStep);
   const end = r.snapshot('end');

@@ -95,6 +95,8 @@ export class VhostWorker {
   attachmentCnt = 0;
   killed = false;
   id = 0;
+  /** kfree()d by vhost_worker_create()'s error path (model observation: a later use is a use-after-free) */
+  freed = false;
   /** V5 VHOST_WORKER_FLAG_STOP and its exit completion */
   v5Stop = false;
   readonly v5ExitDone = new Completion('vhost_worker.exit_done');
@@ -429,9 +431,12 @@ export function* vhostWorkerCreate(k: Kernel, dev: VhostDev): KGen<Result<VhostW
     );
     yield* waitForCompletion(k, done);
     if (!attachErr.ok) {
-      // f3f64c2eaffb (v6.18) also erases the xarray id here; 6.17 leaked it
+      // 6.17 vhost_kthread_worker_create() (7d9896e9f6d0) jumps to stop_worker, leaving the id in
+      // worker_xa; f3f64c2eaffb (6.18-rc) adds free_id: xa_erase() first (bug "kthread-worker-id-leak")
       if (!k.profile.bugs.has('kthread-worker-id-leak')) dev.workers.delete(worker.id);
       yield* kthreadStop(k, worker.task);
+      // vhost_worker_create(): kfree(worker), return NULL
+      worker.freed = true;
       return k.profile.vhostForkOwnerControl ? err(Errno.ENOMEM) : attachErr;
     }
     return ok(worker);
@@ -477,6 +482,17 @@ export function* vhostWorkerCreate(k: Kernel, dev: VhostDev): KGen<Result<VhostW
 
 /** models vhost_worker_destroy(): erase the id, stop the worker by its mode. */
 function* vhostWorkerDestroy(k: Kernel, dev: VhostDev, worker: VhostWorker): KGen<void> {
+  if (worker.freed) {
+    // a worker_xa entry leaked by 6.17's kthread error path: vhost_workers_free() finds the
+    // kfree()d worker and reads its list, ops and task (then kfree()s it again)
+    k.warn(
+      'vhost_worker_destroy',
+      `BUG: KASAN: slab-use-after-free: worker ${worker.id} of ${dev.name} was freed when VHOST_SET_OWNER failed ` +
+        'but its id stayed in worker_xa (fixed by f3f64c2eaffb)',
+    );
+    dev.workers.delete(worker.id);
+    return;
+  }
   if (worker.workList.length > 0) k.warn('vhost_worker_destroy', `worker ${worker.id} has queued work`);
   dev.workers.delete(worker.id);
   if (worker.mode === 'kthread') {
