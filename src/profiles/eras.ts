@@ -267,7 +267,8 @@ export const BUG_PROFILES: readonly Profile[] = [
       vhostSignalHacks: true,
       kvmNxHugePagesNever: false,
       vhostMultiWorker: false,
-      bugs: ['vhost-task-lost-wakeup'],
+      // a284f09effea (the early-queue fix) is 6.4-rc6 too
+      bugs: ['vhost-task-lost-wakeup', 'vsock-early-queue'],
     },
   ),
   profile(

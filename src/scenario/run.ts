@@ -54,6 +54,7 @@ import { registerVhost } from '../vhost/index.js';
 import { kick, Scratch, setupVhostNet, type VhostNetSetup } from '../vhost/qemu.js';
 import { VHOST_IOCTLS } from '../vhost/uapi.js';
 import { vhostModule } from '../vhost/vhost.js';
+import { vhostTransportSendPkt, vsockHdr } from '../vhost/vsock.js';
 import { formatPath } from './errors.js';
 import { IOCTL_ARGS } from './ioctl-args.js';
 import type { LoadedScenario } from './load.js';
@@ -737,6 +738,17 @@ class Runner {
         new DataView(v.buffer).setBigUint64(0, BigInt(Number(b.value ?? 1)), true);
         const r = yield* sys.write(this.resolveFd(aliases, b.fd), v);
         rec(`${b.fd} ${b.value ?? 1}`, r);
+        return;
+      }
+      case 'vsock-send': {
+        // a host socket's packet to the guest: the transport's send_pkt, in the sender's context
+        const payload = new Uint8Array(Number(b.bytes ?? 8));
+        const r = vhostTransportSendPkt(
+          this.k,
+          vsockHdr({ srcCid: 2n, dstCid: BigInt(Number(b.cid)) }),
+          payload,
+        );
+        rec(`cid ${b.cid} ${payload.length} bytes`, r);
         return;
       }
       case 'freezer':

@@ -190,6 +190,11 @@ export const STEP_SCHEMAS = {
   eventfd: z.strictObject({ as: z.string(), initval: int().nonnegative().optional() }),
   /** write(2) of a u64 (default 1) to an eventfd: a kick, which queues the polling vhost work */
   'eventfd-write': z.strictObject({ fd: Fd, value: int().min(1).optional() }),
+  /**
+   * a host application's AF_VSOCK packet of `bytes` (default 8) to guest `cid`: the virtio
+   * transport's vhost_transport_send_pkt() (the socket layer is not modelled)
+   */
+  'vsock-send': z.strictObject({ cid: int().nonnegative(), bytes: int().min(0).max(65536).optional() }),
   /** the system freezer (suspend): freeze or thaw every freezable task */
   freezer: z.enum(['freeze', 'thaw']),
   loop: z.strictObject({ count: int().min(1), steps: Program }),

@@ -188,7 +188,7 @@ export class VhostDev {
   ackedFeatures = 0n;
   ackedBackendFeatures = 0n;
   /**
-   * 6.4-rc1 (bug "vsock-early-queue"): the worker is published to the device while
+   * 6.4-rc1 … rc5 (bug "vsock-early-queue"): the worker is published to the device while
    * vhost_task_create() has not returned yet (observation of the window; fixed by a284f09effea)
    */
   workerWithoutTask = false;
@@ -240,11 +240,11 @@ function vhostWorkerQueue(k: Kernel, worker: VhostWorker, work: VhostWork): void
 export function vhostVqWorkQueue(k: Kernel, vq: VhostVirtqueue, work: VhostWork): boolean {
   const worker = vq.worker;
   if (worker && worker.mode === 'vhost-task' && !worker.vtsk) {
-    // 6.4-rc1: dev->worker is visible before worker->vtsk is set → vhost_task_wake(NULL)
+    // 6.4-rc1…rc5: dev->worker is visible before worker->vtsk is set → vhost_task_wake(NULL)
     k.warn(
       'vhost_work_queue',
       'BUG: kernel NULL pointer dereference: vhost_task_wake(dev->worker->vtsk == NULL) during VHOST_SET_OWNER ' +
-        '(6.4-rc1 publishes dev->worker before vhost_task_create() returns; fixed by a284f09effea); work dropped',
+        '(6.4-rc1…rc5 publish dev->worker before vhost_task_create() returns; fixed by a284f09effea); work dropped',
     );
     return false;
   }
@@ -457,9 +457,10 @@ export function* vhostWorkerCreate(k: Kernel, dev: VhostDev): KGen<Result<VhostW
   }
   const gen = k.profile.vhostTaskGeneration;
   const fn = gen === 'vhost-task-rc1' ? () => vhostRc1Loop(k, worker) : () => runWorkList(k, worker);
-  // 6.4-rc1 vhost_worker_create() set dev->worker before vhost_task_create(), which may sleep:
-  // a work queued from another task in between saw a worker without a task (a284f09effea)
-  const early = gen === 'vhost-task-rc1' && k.profile.bugs.has('vsock-early-queue');
+  // 6.4-rc1 … rc5 vhost_worker_create() set dev->worker (then init_llist_head) before
+  // vhost_task_create(), which may sleep: a work queued from another task in between saw a
+  // worker without a task (fixed by a284f09effea, 6.4-rc6)
+  const early = k.profile.bugs.has('vsock-early-queue');
   if (early) {
     for (const vq of dev.vqs) vq.worker = worker;
     dev.workerWithoutTask = true;
