@@ -204,6 +204,7 @@ export function registerCheck(program: Command, ctx: CommandContext): void {
             {
               scenario: sc.doc.name,
               file,
+              ...(sc.params ? { params: sc.params } : {}),
               profile,
               strategy: r.strategy,
               bounds: {
@@ -241,7 +242,12 @@ export function registerCheck(program: Command, ctx: CommandContext): void {
         );
       } else {
         const c = colors(stdoutColor(io));
-        const lines = [`vhostsim check ${sc.doc.name} on ${profile} (${bounds})`];
+        const params = sc.params
+          ? ` [${Object.entries(sc.params)
+              .map(([n, v]) => `${n}=${v}`)
+              .join(' ')}]`
+          : '';
+        const lines = [`vhostsim check ${sc.doc.name}${params} on ${profile} (${bounds})`];
         const stats = `${r.executions} executions, ${r.states} states, depth ${r.depth}, ${(r.elapsedMs / 1000).toFixed(2)} s, ${Math.round(rate)} executions/s`;
         if (cx) {
           lines.push(
