@@ -347,6 +347,9 @@ export function cgroupAttachTaskAll(k: Kernel, from: Task, tsk: Task): Result<vo
     if (root.isDfl && k.profile.attachTaskAllSkipsDfl) continue;
     const fromCg = from.cgroups[root.id];
     if (!fromCg) continue;
+    // cgroup_migrate_prepare_dst() → find_css_set() allocates the destination css_set: ENOMEM
+    if (tsk.cgroups[root.id] !== fromCg && k.allocFails('cgroup_migrate_prepare_dst'))
+      return err(Errno.ENOMEM);
     const r = cgroupMigrate(k, [tsk], fromCg);
     if (!r.ok) return r;
   }

@@ -121,3 +121,42 @@ describe('vhostsim check', () => {
     expect(run(['replay', join(dir, 'nope.json')]).code).toBe(2);
   });
 });
+
+describe('vhostsim check --param', () => {
+  const KICKS = fileURLToPath(new URL('../../scenarios/races/lost-wakeup-kicks.yaml', import.meta.url));
+  const replayFile = join(dir, 'kicks.json');
+
+  it("sets the scenario's parameters, names them in the output and records them in the replay file", () => {
+    const r = run([
+      'check',
+      KICKS,
+      '--profile',
+      'linux-6.4-rc5',
+      '--param',
+      'N=2',
+      '--param',
+      'K=2',
+      '--output',
+      replayFile,
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('vhostsim check lost-wakeup-kicks [N=2 K=2] on linux-6.4-rc5');
+    expect(JSON.parse(readFileSync(replayFile, 'utf8')).params).toEqual({ N: 2, K: 2 });
+    // replayed with the same parameters: two kick threads, four kicks
+    const t = run(['replay', replayFile, '--format', 'ftrace']);
+    expect(t.code).toBe(1);
+    expect(t.out.match(/scenario_step: eventfd-write kick 1 = ok/g)).toHaveLength(4);
+    const j = JSON.parse(run(['check', KICKS, '--profile', 'linux-6.4-rc5', '--param', 'K=3', '--json']).out);
+    expect(j.params).toEqual({ N: 1, K: 3 });
+  });
+
+  it('exits 2 for a parameter the scenario does not declare, or a value that is not a count', () => {
+    const r = run(['check', KICKS, '--profile', 'linux-6.4', '--param', 'M=2']);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(
+      'expected a parameter declared in "params" (N, K), found "M" (set from outside the file)',
+    );
+    expect(run(['check', KICKS, '--profile', 'linux-6.4', '--param', 'N=two']).code).toBe(2);
+    expect(run(['check', LOST, '--profile', 'linux-6.4', '--param', 'N=2']).code).toBe(2);
+  });
+});

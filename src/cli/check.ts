@@ -52,6 +52,14 @@ interface CheckOptions {
   output?: string;
   json?: boolean;
   shrink: boolean;
+  param: Record<string, number>;
+}
+
+/** `--param NAME=value` (repeatable) into a map of scenario parameters. */
+function parseParam(value: string, prev: Record<string, number>): Record<string, number> {
+  const m = /^([A-Za-z_]\w*)=(\d+)$/.exec(value);
+  if (!m) throw new InvalidArgumentError('expected NAME=value with a non-negative integer value.');
+  return { ...prev, [m[1]!]: Number(m[2]) };
 }
 
 /** A progress line on stderr: rewritten in place on a terminal, a line every 10 s elsewhere. */
@@ -118,11 +126,17 @@ export function registerCheck(program: Command, ctx: CommandContext): void {
       ).argParser(parsePositiveInt),
     )
     .option('--output <file>', 'save the counterexample as a replay file')
+    .option(
+      '--param <name=value>',
+      "set a scenario parameter (the file's `params`), repeatable",
+      parseParam,
+      {},
+    )
     .option('--no-shrink', 'keep the counterexample as found')
     .option('--json', 'print a JSON summary')
     .action((file: string, opts: CheckOptions) => {
       const { io } = ctx;
-      const sc = loadScenario(file);
+      const sc = loadScenario(file, opts.param);
       let profile: string;
       if (opts.profile === undefined) {
         if (sc.doc.profiles.length !== 1)
@@ -190,6 +204,7 @@ export function registerCheck(program: Command, ctx: CommandContext): void {
             {
               scenario: sc.doc.name,
               file,
+              ...(sc.params ? { params: sc.params } : {}),
               profile,
               strategy: r.strategy,
               bounds: {
@@ -227,7 +242,12 @@ export function registerCheck(program: Command, ctx: CommandContext): void {
         );
       } else {
         const c = colors(stdoutColor(io));
-        const lines = [`vhostsim check ${sc.doc.name} on ${profile} (${bounds})`];
+        const params = sc.params
+          ? ` [${Object.entries(sc.params)
+              .map(([n, v]) => `${n}=${v}`)
+              .join(' ')}]`
+          : '';
+        const lines = [`vhostsim check ${sc.doc.name}${params} on ${profile} (${bounds})`];
         const stats = `${r.executions} executions, ${r.states} states, depth ${r.depth}, ${(r.elapsedMs / 1000).toFixed(2)} s, ${Math.round(rate)} executions/s`;
         if (cx) {
           lines.push(

@@ -34,9 +34,11 @@ export const DEFAULT_MAX_STEPS = 100_000;
  * - `error`: the simulator threw something else (a model bug);
  * - `step-budget`: the run did not finish within the step budget (bounded liveness);
  * - `deadlock`: nothing runnable, no timer, and tasks asleep uninterruptibly (the wait-for graph);
- * - `expectation`: a step expectation or a check of the scenario did not hold.
+ * - `expectation`: a step expectation or a check of the scenario did not hold;
+ * - `kernel-bug`: the modelled kernel oopsed: a kernel warning starting with "BUG:" (a NULL
+ *   dereference or a use-after-free of a historical bug, which the model records and survives).
  */
-export type ViolationKind = 'invariant' | 'error' | 'step-budget' | 'deadlock' | 'expectation';
+export type ViolationKind = 'invariant' | 'error' | 'step-budget' | 'deadlock' | 'expectation' | 'kernel-bug';
 
 export interface Violation {
   readonly kind: ViolationKind;
@@ -209,7 +211,9 @@ export function execute(target: Target, choices: ExecutionChoices, o: ExecuteOpt
   }
   if (!violation && result) {
     const dl = findDeadlock(result.kernel);
-    if (dl)
+    const oops = result.kernel.warnings.find((w) => w.message.startsWith('BUG:'));
+    if (oops) violation = { kind: 'kernel-bug', message: `${oops.where}: ${oops.message}`, details: [] };
+    else if (dl)
       violation = {
         kind: 'deadlock',
         message: dl.map((d) => `${d.task} waits on ${d.waitsOn}`).join('; '),

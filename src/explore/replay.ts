@@ -36,6 +36,8 @@ export interface ReplayFile {
   faults: 'alloc'[];
   /** the step budget of bounded liveness */
   maxSteps: number;
+  /** the scenario's parameters in effect (`params`, `--param`), when it has any */
+  params?: Record<string, number>;
   /** the answers, in order; past the end every answer is 0 */
   choices: number[];
   /** what went wrong */
@@ -66,13 +68,21 @@ export function makeReplayFile(o: {
     seed: o.target.seed ?? o.target.scenario.doc.seed ?? 1,
     faults: o.target.faultAlloc ? ['alloc'] : [],
     maxSteps: o.target.maxSteps ?? DEFAULT_MAX_STEPS,
+    ...(o.target.scenario.params ? { params: { ...o.target.scenario.params } } : {}),
     choices: [...o.choices],
     violation: o.violation,
     ...(o.search ? { search: o.search } : {}),
   };
 }
 
-const KINDS: readonly ViolationKind[] = ['invariant', 'error', 'step-budget', 'deadlock', 'expectation'];
+const KINDS: readonly ViolationKind[] = [
+  'invariant',
+  'error',
+  'step-budget',
+  'deadlock',
+  'expectation',
+  'kernel-bug',
+];
 
 /** Parse and validate a replay file's text; `path` names it in errors. */
 export function parseReplayFile(text: string, path: string): ReplayFile {
@@ -94,6 +104,13 @@ export function parseReplayFile(text: string, path: string): ReplayFile {
     throw bad('"maxSteps" must be a positive integer');
   if (!Array.isArray(f.faults) || f.faults.some((x) => x !== 'alloc'))
     throw bad('"faults" must be [] or ["alloc"]');
+  if (
+    f.params !== undefined &&
+    (f.params === null ||
+      typeof f.params !== 'object' ||
+      Object.values(f.params).some((x) => !Number.isInteger(x) || x < 0))
+  )
+    throw bad('"params" must map names to non-negative integers');
   if (!Array.isArray(f.choices) || f.choices.some((x) => !Number.isInteger(x) || x < 0))
     throw bad('"choices" must be a list of non-negative integers');
   const viol = f.violation as Record<string, unknown> | undefined;
@@ -126,7 +143,7 @@ export function replayScenarioPath(file: ReplayFile, replayPath: string): string
 /** The explorer target a replay file describes (loads the scenario). */
 export function replayTarget(file: ReplayFile, scenarioPath: string): Target {
   return {
-    scenario: loadScenario(scenarioPath),
+    scenario: loadScenario(scenarioPath, file.params ?? {}),
     profile: file.profile,
     seed: file.seed,
     faultAlloc: file.faults.includes('alloc'),

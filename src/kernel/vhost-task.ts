@@ -80,6 +80,8 @@ function* vhostTaskFn(k: Kernel, vtsk: VhostTask): KGen<number> {
     let dead = false;
     const lostWakeup = k.profile.bugs.has('vhost-task-lost-wakeup');
     for (;;) {
+      // 6.4-rc5 (f9010dbdce91) tests STOP first, with the task still running
+      if (lostWakeup && vtsk.stopRequested) break;
       if (!dead && me.sigpending) {
         const ks = yield* getSignal(k);
         if (ks.fatal) {
@@ -88,16 +90,24 @@ function* vhostTaskFn(k: Kernel, vtsk: VhostTask): KGen<number> {
         }
       }
       if (lostWakeup) {
-        // 6.4-rc5 order: test STOP, (window), then set TASK_INTERRUPTIBLE
-        if (vtsk.stopRequested) break;
-        yield Op.Preempt;
-        me.state = TASK_INTERRUPTIBLE;
-      } else {
-        me.state = TASK_INTERRUPTIBLE;
-        if (vtsk.stopRequested) {
-          me.state = TASK_RUNNING;
-          break;
+        // 6.4-rc5: run fn, and only when it found no work set TASK_INTERRUPTIBLE and schedule.
+        // A vhost_task_stop() or vhost_work_queue() whose wake_up_process lands after the STOP
+        // test or fn's llist_del_all and before set_current_state finds the task running and
+        // is lost: the worker sleeps with STOP set or work queued. 4b13cbef7970 (6.4-rc6) sets
+        // TASK_INTERRUPTIBLE before the STOP test and fn, as below.
+        const did = (yield* vtsk.fn(vtsk.data)) as boolean;
+        if (!did) {
+          yield Op.Preempt;
+          me.state = TASK_INTERRUPTIBLE;
+          yield Op.Schedule;
         }
+        me.state = TASK_RUNNING;
+        continue;
+      }
+      me.state = TASK_INTERRUPTIBLE;
+      if (vtsk.stopRequested) {
+        me.state = TASK_RUNNING;
+        break;
       }
       const did = (yield* vtsk.fn(vtsk.data)) as boolean;
       if (!did) yield Op.Schedule;

@@ -197,7 +197,11 @@ export const PROFILES: readonly Profile[] = [
     'linux-6.17',
     '6.17',
     'per-device worker mode (fork_owner), task mode by default; locked vhost_task_wake',
-    ['7d9896e9f6d0 (kthread mode re-added)', '2280e297ad78 (locked wake)', 'cb380909ae3b (ERR_PTR returns)'],
+    [
+      '7d9896e9f6d0 (kthread mode re-added; its cgroup-failure path leaks the worker id, fixed by f3f64c2eaffb in 6.18-rc)',
+      '2280e297ad78 (locked wake)',
+      'cb380909ae3b (ERR_PTR returns)',
+    ],
     {
       ...V610,
       pidsEventsHierarchical: true,
@@ -206,6 +210,7 @@ export const PROFILES: readonly Profile[] = [
       vhostForkOwnerControl: true,
       vhostMultiWorker: true,
       ...KVM_NX_FIRST_RUN,
+      bugs: ['kthread-worker-id-leak'],
     },
   ),
   profile(
@@ -222,6 +227,7 @@ export const PROFILES: readonly Profile[] = [
       vhostForkOwnerControl: true,
       vhostMultiWorker: true,
       ...KVM_NX_FIRST_RUN,
+      bugs: ['kthread-worker-id-leak'],
     },
   ),
   profile(
@@ -261,7 +267,27 @@ export const BUG_PROFILES: readonly Profile[] = [
       vhostSignalHacks: true,
       kvmNxHugePagesNever: false,
       vhostMultiWorker: false,
-      bugs: ['vhost-task-lost-wakeup'],
+      // a284f09effea (the early-queue fix) is 6.4-rc6 too
+      bugs: ['vhost-task-lost-wakeup', 'vsock-early-queue'],
+    },
+  ),
+  profile(
+    'linux-6.18-rc',
+    '6.18-rc',
+    'linux-6.18 before f3f64c2eaffb: a kthread-mode worker whose cgroup attach fails leaves its id (and the freed worker) in worker_xa',
+    [
+      '7d9896e9f6d0 "vhost: Reintroduce kthread API and add mode selection" (6.17): vhost_kthread_worker_create() jumps to stop_worker after xa_alloc()',
+      'f3f64c2eaffb "vhost: Fix kthread worker cgroup failure handling" (6.18-rc, Nov 2025): free_id: xa_erase()',
+    ],
+    {
+      ...V610,
+      pidsEventsHierarchical: true,
+      vhostTaskLockedWake: true,
+      vhostTaskErrPtr: true,
+      vhostForkOwnerControl: true,
+      vhostMultiWorker: true,
+      ...KVM_NX_FIRST_RUN,
+      bugs: ['kthread-worker-id-leak'],
     },
   ),
 ];

@@ -16,6 +16,7 @@ export type ScenarioErrorCode =
   | 'unknown-alias'
   | 'unknown-label'
   | 'unknown-process'
+  | 'unknown-parameter'
   | 'duplicate'
   | 'missing-field'
   | 'profile-not-run';

@@ -160,6 +160,14 @@ const CASES: readonly BadCase[] = [
     code: 'bad-value',
     says: ['expected "ok" or an errno name such as EAGAIN, found "EBUSYY"'],
   },
+  {
+    fact: 'a parameter reference that names no declared parameter is reported at the value with the closest name',
+    file: 'unknown-parameter.yaml',
+    line: 7,
+    col: 27,
+    code: 'unknown-parameter',
+    says: ['expected a parameter declared in "params" (N, K)', 'found "$M"', 'did you mean "$N"?'],
+  },
 ];
 
 function escapeRe(s: string): string {
@@ -245,5 +253,59 @@ describe('scenarioJsonSchema', () => {
     expect(names.flat().sort()).toEqual([...STEP_NAMES].sort());
     const text = JSON.stringify(schema);
     for (const n of ['vhost-net', 'ioctl', 'freezer', 'traffic']) expect(text).toContain(`"${n}"`);
+  });
+});
+
+describe('scenario parameters', () => {
+  const text = [
+    'name: p',
+    'profiles: [linux-6.12]',
+    'params: { N: 2, K: 1 }',
+    'processes:',
+    '  qemu:',
+    '    program:',
+    '      - threads:',
+    '          count: $N',
+    '          program: [{ loop: { count: $K, steps: [{ compute: 1ms }] } }]',
+    '',
+  ].join('\n');
+  const threads = (sc: ReturnType<typeof parseScenario>) =>
+    sc.doc.processes.qemu!.program[0]!.threads as { count: number; program: { loop: { count: number } }[] };
+
+  it('replaces each $NAME by its default, and an override replaces the default', () => {
+    const d = parseScenario(text, 'p.yaml');
+    expect(d.params).toEqual({ N: 2, K: 1 });
+    expect(threads(d).count).toBe(2);
+    expect(threads(d).program[0]!.loop.count).toBe(1);
+    const o = parseScenario(text, 'p.yaml', { K: 3 });
+    expect(o.params).toEqual({ N: 2, K: 3 });
+    expect(threads(o).program[0]!.loop.count).toBe(3);
+  });
+
+  it('refuses an override of an undeclared parameter at params, naming the declared ones', () => {
+    const e = (() => {
+      try {
+        parseScenario(text, 'p.yaml', { Q: 1 });
+      } catch (err) {
+        return err as ScenarioError;
+      }
+      throw new Error('loaded');
+    })();
+    expect(e.issues.map((i) => i.code)).toEqual(['unknown-parameter']);
+    expect(e.message).toBe(
+      'p.yaml:3:9: error: expected a parameter declared in "params" (N, K), found "Q" (set from outside the file) (at params); did you mean "N"?',
+    );
+  });
+
+  it('checks a substituted value like a written one: N = 0 threads is refused where $N stands', () => {
+    expect(() => parseScenario(text, 'p.yaml', { N: 0 })).toThrow(/^p\.yaml:8:18: error: expected .*found 0/);
+  });
+
+  it('a file without params has none in effect', () => {
+    const sc = parseScenario(
+      'name: q\nprofiles: [linux-6.12]\nprocesses: { a: { program: [] } }\n',
+      'q.yaml',
+    );
+    expect(sc.params).toBeUndefined();
   });
 });

@@ -16,6 +16,71 @@ import { Expect, Scenario, type ScenarioDoc, STEP_NAMES, STEP_SCHEMAS, type Step
 export interface LoadedScenario {
   readonly file: string;
   readonly doc: ScenarioDoc;
+  /** the parameters in effect (the file's `params` with the loader's overrides), if it has any */
+  readonly params?: Readonly<Record<string, number>>;
+}
+
+/** A value that is a parameter reference: the whole scalar is `$NAME`. */
+const PARAM_REF = /^\$([A-Za-z_]\w*)$/;
+
+/**
+ * Replace every `$NAME` scalar of the document by the parameter's value (the defaults of
+ * `params`, then `overrides`); unknown names, in the file or among the overrides, are issues.
+ * Returns the substituted document and the parameters in effect.
+ */
+function substituteParams(
+  root: unknown,
+  overrides: Readonly<Record<string, number>>,
+  issues: ScenarioIssue[],
+): { root: unknown; params: Record<string, number> } {
+  const declared = (root as { params?: unknown } | null)?.params;
+  const params: Record<string, number> = {};
+  if (declared && typeof declared === 'object' && !Array.isArray(declared))
+    for (const [name, v] of Object.entries(declared))
+      if (Number.isInteger(v) && (v as number) >= 0) params[name] = v as number;
+  const names = Object.keys(params);
+  const expected = names.length
+    ? `a parameter declared in "params" (${names.join(', ')})`
+    : 'a parameter declared in "params" (this scenario declares none)';
+  for (const [name, v] of Object.entries(overrides)) {
+    if (!(name in params)) {
+      const hint = closest(name, names);
+      issues.push({
+        code: 'unknown-parameter',
+        path: names.length ? ['params'] : [],
+        expected,
+        found: `"${name}" (set from outside the file)`,
+        ...(hint ? { hint: `did you mean "${hint}"?` } : {}),
+      });
+    } else params[name] = v;
+  }
+  const walk = (v: unknown, path: Path): unknown => {
+    if (typeof v === 'string') {
+      const m = PARAM_REF.exec(v);
+      if (!m) return v;
+      const value = params[m[1]!];
+      if (value !== undefined) return value;
+      const hint = closest(m[1]!, names);
+      issues.push({
+        code: 'unknown-parameter',
+        path,
+        expected,
+        found: `"${v}"`,
+        ...(hint ? { hint: `did you mean "$${hint}"?` } : {}),
+      });
+      return v;
+    }
+    if (Array.isArray(v)) return v.map((x, i) => walk(x, [...path, i]));
+    if (v !== null && typeof v === 'object')
+      return Object.fromEntries(
+        Object.entries(v).map(([key, x]) => [
+          key,
+          key === 'params' && !path.length ? x : walk(x, [...path, key]),
+        ]),
+      );
+    return v;
+  };
+  return { root: walk(root, []), params };
 }
 
 type Path = (string | number)[];
@@ -270,6 +335,12 @@ function checkStep(
     case 'kvm_run':
       checkAlias(ctx, b.vm, [...path, 'vm'], aliases, 'kvm');
       return;
+    case 'eventfd':
+      aliases.set(String(b.as), 'fd');
+      return;
+    case 'eventfd-write':
+      checkAlias(ctx, b.fd, [...path, 'fd'], aliases);
+      return;
     case 'dup':
       checkAlias(ctx, b.fd, [...path, 'fd'], aliases);
       aliases.set(String(b.as), 'fd');
@@ -374,8 +445,15 @@ function checkStep(
   }
 }
 
-/** Parse and validate scenario text. Throws ScenarioError with every located issue. */
-export function parseScenario(text: string, file: string): LoadedScenario {
+/**
+ * Parse and validate scenario text, with `params` overriding the file's parameter defaults.
+ * Throws ScenarioError with every located issue.
+ */
+export function parseScenario(
+  text: string,
+  file: string,
+  params: Readonly<Record<string, number>> = {},
+): LoadedScenario {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   const issues: ScenarioIssue[] = [];
@@ -407,8 +485,8 @@ export function parseScenario(text: string, file: string): LoadedScenario {
     }
     throw new ScenarioError(file, issues);
   }
-  const root = doc.toJS();
-  if (root === null || root === undefined) {
+  const parsed = doc.toJS();
+  if (parsed === null || parsed === undefined) {
     throw new ScenarioError(file, [
       {
         code: 'empty-file',
@@ -420,6 +498,7 @@ export function parseScenario(text: string, file: string): LoadedScenario {
       },
     ]);
   }
+  const { root, params: inEffect } = substituteParams(parsed, params, issues);
   const r = Scenario.safeParse(root);
   if (!r.success) issues.push(...fromZod(root, [], r.error));
   if (!issues.length) {
@@ -509,11 +588,11 @@ export function parseScenario(text: string, file: string): LoadedScenario {
     issues.sort((a, b) => a.line! - b.line! || a.col! - b.col!);
     throw new ScenarioError(file, issues);
   }
-  return { file, doc: r.data! };
+  return { file, doc: r.data!, ...(r.data!.params ? { params: inEffect } : {}) };
 }
 
-/** Read and parse a scenario file. */
-export function loadScenario(file: string): LoadedScenario {
+/** Read and parse a scenario file; `params` override its parameter defaults. */
+export function loadScenario(file: string, params: Readonly<Record<string, number>> = {}): LoadedScenario {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -529,5 +608,5 @@ export function loadScenario(file: string): LoadedScenario {
       },
     ]);
   }
-  return parseScenario(text, file);
+  return parseScenario(text, file, params);
 }

@@ -64,6 +64,7 @@ import { registerVhost } from '../vhost/index.js';
 import { kick, Scratch, setupVhostNet, type VhostNetSetup } from '../vhost/qemu.js';
 import { VHOST_IOCTLS } from '../vhost/uapi.js';
 import { vhostModule } from '../vhost/vhost.js';
+import { vhostTransportSendPkt, vsockHdr } from '../vhost/vsock.js';
 import { formatPath } from './errors.js';
 import { IOCTL_ARGS } from './ioctl-args.js';
 import type { LoadedScenario } from './load.js';
@@ -774,6 +775,30 @@ class Runner {
         rec(`${pid}`, r, r.ok ? r.value.pid : undefined);
         return;
       }
+      case 'eventfd': {
+        const r = yield* sys.eventfd(Number(b.initval ?? 0));
+        if (r.ok) aliases.set(String(b.as), { kind: 'fd', fd: r.value });
+        rec(`as ${b.as}`, r, r.ok ? r.value : undefined);
+        return;
+      }
+      case 'eventfd-write': {
+        const v = new Uint8Array(8);
+        new DataView(v.buffer).setBigUint64(0, BigInt(Number(b.value ?? 1)), true);
+        const r = yield* sys.write(this.resolveFd(aliases, b.fd), v);
+        rec(`${b.fd} ${b.value ?? 1}`, r);
+        return;
+      }
+      case 'vsock-send': {
+        // a host socket's packet to the guest: the transport's send_pkt, in the sender's context
+        const payload = new Uint8Array(Number(b.bytes ?? 8));
+        const r = vhostTransportSendPkt(
+          this.k,
+          vsockHdr({ srcCid: 2n, dstCid: BigInt(Number(b.cid)) }),
+          payload,
+        );
+        rec(`cid ${b.cid} ${payload.length} bytes`, r);
+        return;
+      }
       case 'freezer':
         if (body === 'freeze') freezeProcesses(this.k);
         else thawProcesses(this.k);
@@ -1155,9 +1180,11 @@ export interface RunOptions {
 export function runScenario(sc: LoadedScenario, profile: string, o: RunOptions = {}): RunResult {
   const doc = sc.doc;
   const seed = o.seed ?? doc.seed ?? 1;
-  const r = new Runner(doc, profile, seed, o.trace ?? true, o.choices, o.faultAlloc);
-  if (o.faultSignals) enableSignalFaults(r.k);
+  const r = new Runner(doc, profile, seed, o.trace ?? true, o.choices);
   r.spawnAll();
+  // boot and the spawning of the scenario's processes are its set-up: faults start with their steps
+  r.k.faultAlloc = o.faultAlloc ?? false;
+  if (o.faultSignals) enableSignalFaults(r.k);
   const limit = durationNs(doc['time-limit'] ?? '10s');
   const ended = r.run(limit, o.onStep);
   const end = r.snapshot('end');

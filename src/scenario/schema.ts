@@ -108,6 +108,13 @@ export const Scenario = z.strictObject({
   description: z.string().optional(),
   profiles: z.array(z.string()).min(1),
   seed: int().nonnegative().optional(),
+  /**
+   * Parameters with their default values, e.g. `{ N: 1, K: 1 }`: a value written `$N` anywhere
+   * in the file is replaced by N's value when the file is loaded (`--param N=3` overrides it).
+   */
+  params: z
+    .record(z.string().regex(/^[A-Za-z_]\w*$/, 'a name of letters, digits and _'), int().nonnegative())
+    .optional(),
   /** stop the run at this virtual time (default 10s) */
   'time-limit': Duration.optional(),
   host: Host.optional(),
@@ -191,6 +198,15 @@ export const STEP_SCHEMAS = {
     pid: Target.optional(),
     options: z.array(z.enum(['WNOHANG', '__WALL', '__WCLONE', 'WUNTRACED'])).optional(),
   }),
+  /** eventfd2(initval, 0), the fd under an alias (a vring kick or call fd) */
+  eventfd: z.strictObject({ as: z.string(), initval: int().nonnegative().optional() }),
+  /** write(2) of a u64 (default 1) to an eventfd: a kick, which queues the polling vhost work */
+  'eventfd-write': z.strictObject({ fd: Fd, value: int().min(1).optional() }),
+  /**
+   * a host application's AF_VSOCK packet of `bytes` (default 8) to guest `cid`: the virtio
+   * transport's vhost_transport_send_pkt() (the socket layer is not modelled)
+   */
+  'vsock-send': z.strictObject({ cid: int().nonnegative(), bytes: int().min(0).max(65536).optional() }),
   /** the system freezer (suspend): freeze or thaw every freezable task */
   freezer: z.enum(['freeze', 'thaw']),
   loop: z.strictObject({ count: int().min(1), steps: Program }),

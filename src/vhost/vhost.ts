@@ -95,6 +95,8 @@ export class VhostWorker {
   attachmentCnt = 0;
   killed = false;
   id = 0;
+  /** kfree()d by vhost_worker_create()'s error path (model observation: a later use is a use-after-free) */
+  freed = false;
   /** V5 VHOST_WORKER_FLAG_STOP and its exit completion */
   v5Stop = false;
   readonly v5ExitDone = new Completion('vhost_worker.exit_done');
@@ -186,7 +188,7 @@ export class VhostDev {
   ackedFeatures = 0n;
   ackedBackendFeatures = 0n;
   /**
-   * 6.4-rc1 (bug "vsock-early-queue"): the worker is published to the device while
+   * 6.4-rc1 … rc5 (bug "vsock-early-queue"): the worker is published to the device while
    * vhost_task_create() has not returned yet (observation of the window; fixed by a284f09effea)
    */
   workerWithoutTask = false;
@@ -238,11 +240,11 @@ function vhostWorkerQueue(k: Kernel, worker: VhostWorker, work: VhostWork): void
 export function vhostVqWorkQueue(k: Kernel, vq: VhostVirtqueue, work: VhostWork): boolean {
   const worker = vq.worker;
   if (worker && worker.mode === 'vhost-task' && !worker.vtsk) {
-    // 6.4-rc1: dev->worker is visible before worker->vtsk is set → vhost_task_wake(NULL)
+    // 6.4-rc1…rc5: dev->worker is visible before worker->vtsk is set → vhost_task_wake(NULL)
     k.warn(
       'vhost_work_queue',
       'BUG: kernel NULL pointer dereference: vhost_task_wake(dev->worker->vtsk == NULL) during VHOST_SET_OWNER ' +
-        '(6.4-rc1 publishes dev->worker before vhost_task_create() returns; fixed by a284f09effea); work dropped',
+        '(6.4-rc1…rc5 publish dev->worker before vhost_task_create() returns; fixed by a284f09effea); work dropped',
     );
     return false;
   }
@@ -429,9 +431,12 @@ export function* vhostWorkerCreate(k: Kernel, dev: VhostDev): KGen<Result<VhostW
     );
     yield* waitForCompletion(k, done);
     if (!attachErr.ok) {
-      // f3f64c2eaffb (v6.18) also erases the xarray id here; 6.17 leaked it
+      // 6.17 vhost_kthread_worker_create() (7d9896e9f6d0) jumps to stop_worker, leaving the id in
+      // worker_xa; f3f64c2eaffb (6.18-rc) adds free_id: xa_erase() first (bug "kthread-worker-id-leak")
       if (!k.profile.bugs.has('kthread-worker-id-leak')) dev.workers.delete(worker.id);
       yield* kthreadStop(k, worker.task);
+      // vhost_worker_create(): kfree(worker), return NULL
+      worker.freed = true;
       return k.profile.vhostForkOwnerControl ? err(Errno.ENOMEM) : attachErr;
     }
     return ok(worker);
@@ -452,9 +457,10 @@ export function* vhostWorkerCreate(k: Kernel, dev: VhostDev): KGen<Result<VhostW
   }
   const gen = k.profile.vhostTaskGeneration;
   const fn = gen === 'vhost-task-rc1' ? () => vhostRc1Loop(k, worker) : () => runWorkList(k, worker);
-  // 6.4-rc1 vhost_worker_create() set dev->worker before vhost_task_create(), which may sleep:
-  // a work queued from another task in between saw a worker without a task (a284f09effea)
-  const early = gen === 'vhost-task-rc1' && k.profile.bugs.has('vsock-early-queue');
+  // 6.4-rc1 … rc5 vhost_worker_create() set dev->worker (then init_llist_head) before
+  // vhost_task_create(), which may sleep: a work queued from another task in between saw a
+  // worker without a task (fixed by a284f09effea, 6.4-rc6)
+  const early = k.profile.bugs.has('vsock-early-queue');
   if (early) {
     for (const vq of dev.vqs) vq.worker = worker;
     dev.workerWithoutTask = true;
@@ -477,6 +483,17 @@ export function* vhostWorkerCreate(k: Kernel, dev: VhostDev): KGen<Result<VhostW
 
 /** models vhost_worker_destroy(): erase the id, stop the worker by its mode. */
 function* vhostWorkerDestroy(k: Kernel, dev: VhostDev, worker: VhostWorker): KGen<void> {
+  if (worker.freed) {
+    // a worker_xa entry leaked by 6.17's kthread error path: vhost_workers_free() finds the
+    // kfree()d worker and reads its list, ops and task (then kfree()s it again)
+    k.warn(
+      'vhost_worker_destroy',
+      `BUG: KASAN: slab-use-after-free: worker ${worker.id} of ${dev.name} was freed when VHOST_SET_OWNER failed ` +
+        'but its id stayed in worker_xa (fixed by f3f64c2eaffb)',
+    );
+    dev.workers.delete(worker.id);
+    return;
+  }
   if (worker.workList.length > 0) k.warn('vhost_worker_destroy', `worker ${worker.id} has queued work`);
   dev.workers.delete(worker.id);
   if (worker.mode === 'kthread') {

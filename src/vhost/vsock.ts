@@ -13,8 +13,9 @@
  * when dev->worker was NULL); the packet stays on send_pkt_queue and VHOST_VSOCK_SET_RUNNING
  * queues the work again once the rings are running.
  *
- * The 6.4-rc1 crash (profile bug "vsock-early-queue"): 6.4-rc1's vhost_worker_create()
- * published dev->worker before vhost_task_create() returned and worker->vtsk was set, so a
+ * The 6.4-rc crash (profile bug "vsock-early-queue", 6.4-rc1 … rc5): vhost_worker_create()
+ * published dev->worker before it initialised the worker's work list and before
+ * vhost_task_create() returned and worker->vtsk was set, so a
  * vhost_work_queue() from vhost_transport_send_pkt() that ran inside that window passed the
  * `if (!dev->worker)` test and called vhost_task_wake(NULL): a NULL pointer dereference, fixed by
  * a284f09effea ("vhost: Fix crash during early vhost_transport_send_pkt calls", 6.4-rc6), which
