@@ -46,6 +46,20 @@ export class MM {
     return ok(start);
   }
 
+  /**
+   * Map pages the kernel owns (an io_uring's rings) into this address space, shared: the
+   * bytes are the same object, as remap_pfn_range/vm_insert_pages would share the pages.
+   */
+  mapShared(bytes: Uint8Array, name: string): Result<number> {
+    const size = Math.ceil(bytes.length / PAGE_SIZE) * PAGE_SIZE;
+    if (size !== bytes.length) return err(Errno.EINVAL);
+    const start = this.brk;
+    this.mappings.push({ start, len: size, bytes, name });
+    this.mappings.sort((a, b) => a.start - b.start);
+    this.brk = start + size + PAGE_SIZE;
+    return ok(start);
+  }
+
   munmap(start: number): Result<void> {
     const i = this.mappings.findIndex((m) => m.start === start);
     if (i < 0) return err(Errno.EINVAL);

@@ -30,7 +30,22 @@ const V610: Switches = {
   // kvm_mmu_post_init_vm() → kvm_vm_create_worker_thread() until d96c77bd4eeb (v6.13)
   kvmNxWorker: 'kthread-at-create',
   kvmNxHugePagesNever: true,
+  ioWorkerApi: 'io-thread',
+  ioWorkerNoSetaffinity: false,
+  // mainline 6.10: WORKER_INIT_LIMIT is 6.11 (0453aad676ff)
+  ioWorkerInitLimit: null,
+  ioWorkerRetryChecksFatal: true,
+  ioWorkerRetryBackoffMs: 0,
+  ioWqArmsPoll: true,
+  ioRingsPackedHeadTail: false,
+  // IORING_FEAT_SINGLE_MMAP … IORING_FEAT_RECVSEND_BUNDLE (v6.10)
+  ioUringFeatures: 0x7fff,
 };
+
+/** io-wq of 6.11+ (and the 6.12.y / 6.1.y stable trees): WORKER_INIT_LIMIT = 3 (0453aad676ff). */
+const IOWQ_INIT_LIMIT = { ioWorkerInitLimit: 3 } as const;
+/** io-wq of 6.15+: retries back off by init_retries × 5 ms (queue_create_worker_retry). */
+const IOWQ_BACKOFF = { ioWorkerInitLimit: 3, ioWorkerRetryBackoffMs: 5 } as const;
 
 /** KVM from 6.14 (and Debian's 6.12.y): the NX recovery vhost_task comes with the first KVM_RUN. */
 const KVM_NX_FIRST_RUN = { kvmNxWorker: 'vhost-task-first-run' } as const;
@@ -54,6 +69,15 @@ const KTHREAD_ERA: Switches = {
   vhostForkOwnerControl: false,
   kvmNxWorker: 'kthread-at-create',
   kvmNxHugePagesNever: false,
+  ioWorkerApi: 'io-thread',
+  ioWorkerNoSetaffinity: true,
+  ioWorkerInitLimit: null,
+  ioWorkerRetryChecksFatal: false,
+  ioWorkerRetryBackoffMs: 0,
+  ioWqArmsPoll: false,
+  ioRingsPackedHeadTail: false,
+  // IORING_FEAT_SINGLE_MMAP … IORING_FEAT_RSRC_TAGS (v5.13–5.16)
+  ioUringFeatures: 0x7ff,
 };
 
 function profile(name: string, version: string, summary: string, sources: string[], sw: Switches): Profile {
@@ -97,7 +121,17 @@ export const PROFILES: readonly Profile[] = [
       'observed on Debian 6.1 under QEMU',
       'arch/x86/kvm/mmu/mmu.c @ 6.1.y: NX recovery kthread at VM creation; nx_huge_pages=never backported (0b210faf3373, 6.1.53)',
     ],
-    { ...KTHREAD_ERA, kvmNxHugePagesNever: true, vhostMultiWorker: false },
+    {
+      ...KTHREAD_ERA,
+      kvmNxHugePagesNever: true,
+      vhostMultiWorker: false,
+      // 6.1.y stable: 01e68ce08a30 + a5fc1441af77 (6.1.110), 0453aad676ff (WORKER_INIT_LIMIT)
+      ioWorkerNoSetaffinity: false,
+      ...IOWQ_INIT_LIMIT,
+      ioWorkerRetryChecksFatal: true,
+      ioWqArmsPoll: true,
+      ioUringFeatures: 0x1fff,
+    },
   ),
   profile(
     'seed-v5',
@@ -112,6 +146,9 @@ export const PROFILES: readonly Profile[] = [
       pfUserWorker: PF_USER_WORKER_V5,
       ioThreadIsUserWorker: true,
       vhostMultiWorker: false,
+      // [PATCH V5 07/10]: io-wq and SQPOLL through kernel_worker(); the base is 5.16-rc1
+      ioWorkerApi: 'kernel-worker',
+      ioWqArmsPoll: true,
     },
   ),
   profile(
@@ -129,6 +166,7 @@ export const PROFILES: readonly Profile[] = [
       kvmNxHugePagesNever: false,
       // one default worker per device (dev->worker); the xarray and worker ioctls are 6.5
       vhostMultiWorker: false,
+      ioUringFeatures: 0x3fff,
       bugs: ['vsock-early-queue'],
     },
   ),
@@ -149,6 +187,7 @@ export const PROFILES: readonly Profile[] = [
       vhostSignalHacks: true,
       kvmNxHugePagesNever: false,
       vhostMultiWorker: false,
+      ioUringFeatures: 0x3fff,
     },
   ),
   profile(
@@ -162,6 +201,7 @@ export const PROFILES: readonly Profile[] = [
       vhostTaskGeneration: 'vhost-task-thread',
       vhostSignalHacks: true,
       vhostMultiWorker: true,
+      ioUringFeatures: 0x3fff,
     },
   ),
   profile(
@@ -191,6 +231,8 @@ export const PROFILES: readonly Profile[] = [
       // vhost.fork_from_owner_default=Y), observed on the real kernel by the conformance suite
       vhostForkOwnerControl: true,
       ...KVM_NX_FIRST_RUN,
+      ...IOWQ_INIT_LIMIT,
+      ioUringFeatures: 0xffff,
     },
   ),
   profile(
@@ -206,6 +248,10 @@ export const PROFILES: readonly Profile[] = [
       vhostForkOwnerControl: true,
       vhostMultiWorker: true,
       ...KVM_NX_FIRST_RUN,
+      ...IOWQ_BACKOFF,
+      // io_uring_setup() on the 6.18 host: features 0x3ffff, sq_off.tail 4
+      ioUringFeatures: 0x3ffff,
+      ioRingsPackedHeadTail: true,
     },
   ),
   profile(
@@ -222,6 +268,10 @@ export const PROFILES: readonly Profile[] = [
       vhostForkOwnerControl: true,
       vhostMultiWorker: true,
       ...KVM_NX_FIRST_RUN,
+      ...IOWQ_BACKOFF,
+      // io_uring_setup() on the 6.18 host: features 0x3ffff, sq_off.tail 4
+      ioUringFeatures: 0x3ffff,
+      ioRingsPackedHeadTail: true,
     },
   ),
   profile(
@@ -237,6 +287,10 @@ export const PROFILES: readonly Profile[] = [
       vhostForkOwnerControl: true,
       vhostMultiWorker: true,
       ...KVM_NX_FIRST_RUN,
+      ...IOWQ_BACKOFF,
+      // io_uring_setup() on the 6.18 host: features 0x3ffff, sq_off.tail 4
+      ioUringFeatures: 0x3ffff,
+      ioRingsPackedHeadTail: true,
     },
   ),
 ];
