@@ -278,7 +278,6 @@ function createIoWorker<W extends IoWqWork>(k: Kernel, wq: IoWq<W>, index: numbe
 /** models queue_create_worker_retry() / schedule_work(&worker->work): io_workqueue_create later. */
 function queueCreateWorkerRetry<W extends IoWqWork>(k: Kernel, worker: IoWorker<W>): void {
   const delay = k.profile.ioWorkerRetryBackoffMs * worker.initRetries * 1_000_000;
-  if (k.trace.enabled) k.emit('io_uring_worker_retry', `retries=${worker.initRetries} delay_ns=${delay}`);
   k.addTimer(k.clock + delay, () => {
     // models io_workqueue_create(): a kworker queues create_worker_cont on the owner
     ioQueueWorkerCreate(k, worker, worker.acct, createWorkerCont);

@@ -482,6 +482,11 @@ function ioQueueIowq(k: Kernel, req: IoKiocb): void {
   if (req.file && req.sqe.opcode !== IORING_OP_NOP) req.flags |= IO_WQ_WORK_UNBOUND;
   const wq = tctxOf.get(req.task)?.ioWq;
   if (!wq) throw new Error(`io_queue_iowq: ${req.task} has no io-wq`);
+  if (k.trace.enabled)
+    k.emit(
+      'io_uring_queue_async_work',
+      `user_data=0x${req.sqe.userData.toString(16)} opcode=${req.sqe.opcode} ${req.flags & IO_WQ_WORK_UNBOUND ? 'unbound' : 'bound'} queue`,
+    );
   ioWqEnqueue(k, wq, req);
 }
 
