@@ -454,13 +454,14 @@ describe('io-wq workers', () => {
 
 describe('SQPOLL', () => {
   it.each(['linux-5.15', 'linux-6.12', 'seed-v5'])(
-    'the SQ thread iou-sqp-<pid> submits, its io-wq workers are named after it, and it sleeps with NEED_WAKEUP when idle on %s',
+    'the SQ thread iou-sqp-<pid> submits, its io-wq workers are named after it, it sleeps with NEED_WAKEUP when idle, and it outlives a close of the still-mapped ring on %s',
     (profile) => {
       const { k, boot0 } = boot(profile);
       let sqp: Task[] = [];
       let wrk: Task[] = [];
       let needWakeup = 0;
       let res: number[] = [];
+      let sqpAfterClose = -1;
       const app = spawn(k, 'app', function* (sys) {
         const r = yield* ioUringQueueInit(sys, 4, { flags: IORING_SETUP_SQPOLL, sqThreadIdleMs: 2 });
         const p = yield* sys.pipe();
@@ -476,9 +477,11 @@ describe('SQPOLL', () => {
         yield* sys.write(p.value[1], new Uint8Array(16));
         yield* ioUringSubmitAndWait(sys, r.value, 0, 2);
         res = reapCqes(sys, r.value).map((c) => c.res);
+        // the rings stay mapped, so the ring (and its SQ thread) lives until exit_group
         yield* sys.close(r.value.fd);
         yield* sys.nanosleep(1_000_000);
-        return 0;
+        sqpAfterClose = tasksNamed(k, /^iou-sqp-/).length;
+        return yield* sys.exitGroup(0);
       });
       settle(k);
       expect(sqp.map((t) => [t.comm, t.tgid])).toEqual([[`iou-sqp-${app.pid}`, app.pid]]);
@@ -486,6 +489,7 @@ describe('SQPOLL', () => {
       expect(wrk.map((t) => t.comm)).toEqual([`iou-wrk-${sqp[0]!.pid}`, `iou-wrk-${sqp[0]!.pid}`]);
       expect(needWakeup).toBe(IORING_SQ_NEED_WAKEUP);
       expect(res).toEqual([8, 8]);
+      expect(sqpAfterClose).toBe(1);
       expect(ioWqOf(app)).toBeNull();
       checkNoLeaks(k, boot0);
     },

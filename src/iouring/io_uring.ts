@@ -197,6 +197,7 @@ export const IO_URING_FOPS: FileOps = {
  * for it; here it runs in the task that dropped the last reference, without waiting.
  */
 function ioRingCtxKill(k: Kernel, ctx: IoRingCtx): void {
+  if (ctx.dead) return;
   ctx.dead = true;
   ioUringTryCancelRequests(k, ctx, null);
   if (ctx.sqData) {
@@ -315,11 +316,31 @@ export function* ioUringMmap(sys: Sys, fd: number, offset: number): KGen<Result<
     const ctx = ctxOf(f);
     const mm = sys.task.mm;
     if (!mm) return err(Errno.EINVAL);
-    if (offset === IORING_OFF_SQ_RING || offset === IORING_OFF_CQ_RING)
-      return mm.mapShared(ctx.rings.bytes, 'anon_inode:[io_uring]');
-    if (offset === IORING_OFF_SQES) return mm.mapShared(ctx.rings.sqes, 'anon_inode:[io_uring]');
-    return err(Errno.EINVAL);
+    let bytes: Uint8Array;
+    if (offset === IORING_OFF_SQ_RING || offset === IORING_OFF_CQ_RING) bytes = ctx.rings.bytes;
+    else if (offset === IORING_OFF_SQES) bytes = ctx.rings.sqes;
+    else return err(Errno.EINVAL);
+    f.count++;
+    const r = mm.mapShared(bytes, 'anon_inode:[io_uring]', ringVmFile(sys.k, f));
+    if (!r.ok) f.count--;
+    return r;
   });
+}
+
+/**
+ * The ring file reference a mapping of the rings holds (vma->vm_file): while the rings are
+ * mapped, closing the fd does not release the ring. Linux defers the last fput of a user task
+ * to task_work (____fput); io_uring's release never sleeps here, so it runs at once.
+ */
+function ringVmFile(k: Kernel, f: File) {
+  return {
+    get: () => {
+      f.count++;
+    },
+    put: () => {
+      if (--f.count === 0) ioRingCtxKill(k, ctxOf(f));
+    },
+  };
 }
 
 /**

@@ -5,7 +5,9 @@
  * result, a value, and aliases to define.
  */
 
+import { ioUringEnter } from '../iouring/io_uring.js';
 import {
+  IORING_ENTER_GETEVENTS,
   IORING_OP_NOP,
   IORING_OP_READ,
   IORING_OP_WRITE,
@@ -141,6 +143,21 @@ export function* ioUringStep(
         value: submitted,
       };
     }
+    case 'io_uring_wait': {
+      const rg = ring(b.ring);
+      const n = Number(b.count);
+      const detail = `${n} on ${b.ring}`;
+      if (!rg) return { detail, result: err(Errno.EBADF) };
+      const r = yield* ioUringEnter(sys, rg.fd, 0, n, IORING_ENTER_GETEVENTS);
+      if (!r.ok) return { detail, result: r };
+      const cqes = reapCqes(sys, rg).map((c) => c.res);
+      const failed = cqes.find((x) => x < 0);
+      return {
+        detail: `${detail}${cqes.length ? `: ${summarize(cqes)}` : ''}`,
+        result: failed === undefined ? ok(cqes.length) : err(-failed as Errno),
+        value: cqes.length,
+      };
+    }
     case 'io_uring_register': {
       const rg = ring(b.ring);
       const [bound, unbound] = b.max_workers as [number, number];
@@ -157,12 +174,3 @@ export function* ioUringStep(
       throw new Error(`not an io_uring step: ${action}`);
   }
 }
-
-/** The step names handled here. */
-export const IO_URING_STEPS: readonly string[] = [
-  'pipe',
-  'eventfd',
-  'io_uring',
-  'io_uring_submit',
-  'io_uring_register',
-];

@@ -361,6 +361,7 @@ function checkStep(
       aliases.set(String(b.as), 'io_uring');
       return;
     case 'io_uring_register':
+    case 'io_uring_wait':
       checkAlias(ctx, b.ring, [...path, 'ring'], aliases, 'io_uring');
       return;
     case 'io_uring_submit':

@@ -745,6 +745,7 @@ class Runner {
       case 'eventfd':
       case 'io_uring':
       case 'io_uring_submit':
+      case 'io_uring_wait':
       case 'io_uring_register': {
         const ring = (v: unknown) => {
           const a = aliases.get(String(v));

@@ -203,6 +203,11 @@ export const STEP_SCHEMAS = {
     async: z.boolean().optional(),
     wait: int().nonnegative().optional(),
   }),
+  /**
+   * io_uring_enter(GETEVENTS, min_complete = count), then reap every CQE: the outcome is the
+   * enter's error or else the errno of the first failed CQE, the value the number reaped
+   */
+  io_uring_wait: z.strictObject({ ring: z.string(), count: int().min(1) }),
   /** io_uring_register(IORING_REGISTER_IOWQ_MAX_WORKERS) with [bound, unbound] (0 = unchanged) */
   io_uring_register: z.strictObject({
     ring: z.string(),
