@@ -42,7 +42,7 @@ const V610: Switches = {
   ioUringFeatures: 0x7fff,
 };
 
-/** io-wq of 6.11+ (and the 6.12.y / 6.1.y stable trees): WORKER_INIT_LIMIT = 3 (0453aad676ff). */
+/** io-wq of 6.11+ (and 6.12.y): WORKER_INIT_LIMIT = 3 (0453aad676ff). */
 const IOWQ_INIT_LIMIT = { ioWorkerInitLimit: 3 } as const;
 /** io-wq of 6.15+: retries back off by init_retries × 5 ms (queue_create_worker_retry). */
 const IOWQ_BACKOFF = { ioWorkerInitLimit: 3, ioWorkerRetryBackoffMs: 5 } as const;
@@ -125,9 +125,10 @@ export const PROFILES: readonly Profile[] = [
       ...KTHREAD_ERA,
       kvmNxHugePagesNever: true,
       vhostMultiWorker: false,
-      // 6.1.y stable: 01e68ce08a30 + a5fc1441af77 (6.1.110), 0453aad676ff (WORKER_INIT_LIMIT)
+      // 6.1.y stable: 01e68ce08a30 + a5fc1441af77 (6.1.110); observed on Debian 6.1.0-56 under
+      // QEMU (conformance iou-wrk-*): no PF_NO_SETAFFINITY, features 0x1fff, sq_off.tail 64, and
+      // no WORKER_INIT_LIMIT (a worker refused by RLIMIT_NPROC is retried without end)
       ioWorkerNoSetaffinity: false,
-      ...IOWQ_INIT_LIMIT,
       ioWorkerRetryChecksFatal: true,
       ioWqArmsPoll: true,
       ioUringFeatures: 0x1fff,
@@ -232,7 +233,10 @@ export const PROFILES: readonly Profile[] = [
       vhostForkOwnerControl: true,
       ...KVM_NX_FIRST_RUN,
       ...IOWQ_INIT_LIMIT,
+      // observed on Debian 6.12.117 under QEMU (conformance iou-wrk-*): features 0xffff,
+      // sq_off.tail 4, WORKER_INIT_LIMIT 3 (pids.events counts four refusals)
       ioUringFeatures: 0xffff,
+      ioRingsPackedHeadTail: true,
     },
   ),
   profile(

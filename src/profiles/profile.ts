@@ -157,8 +157,9 @@ export interface Profile {
   readonly ioWqArmsPoll: boolean;
   /**
    * struct io_uring {head, tail} in struct io_rings without ____cacheline_aligned_in_smp:
-   * sq_off.tail = 4 (observed on the 6.18 host) instead of 64 (5.x … 6.2 sources, syzkaller's
-   * offsets); the release in between is not verified
+   * sq_off.tail = 4 (observed on Debian 6.12 and the 6.18 host) instead of 64 (5.x … 6.2
+   * sources, syzkaller's offsets; observed on Debian 6.1); the release that changed it is not
+   * verified, so 6.4–6.10 keep the old layout
    */
   readonly ioRingsPackedHeadTail: boolean;
   /** the IORING_FEAT_* bits io_uring_setup() reports */
