@@ -437,6 +437,38 @@ describe('io-wq workers', () => {
     checkNoLeaks(k, boot0);
   });
 
+  it.each(PROFILES.map((p) => p.name))(
+    'a SIGKILL of the submitter ends its workers, blocked or idle, and leaves nothing behind on %s',
+    (profile) => {
+      const { k, boot0 } = boot(profile);
+      let before = 0;
+      const app = spawn(k, 'app', function* (sys) {
+        const r = yield* ioUringQueueInit(sys, 8);
+        const p = yield* sys.pipe();
+        const buf = yield* sys.mmap(4096);
+        if (!r.ok || !p.ok || !buf.ok) return 1;
+        queueAsyncReads(sys, r.value, p.value[0], buf.value, 3);
+        yield* ioUringSubmitAndWait(sys, r.value, 3, 0);
+        yield* sys.nanosleep(1_000_000);
+        before = workers(k).length;
+        yield* ioUringSubmitAndWait(sys, r.value, 0, 3);
+        return 0;
+      });
+      spawn(k, 'killer', function* (sys) {
+        yield* sys.nanosleep(5_000_000);
+        yield* sys.kill(app.pid, 9);
+        yield* sys.wait4(-1);
+        return 0;
+      });
+      k.run({ until: () => before > 0 });
+      settle(k);
+      expect(before).toBe(3);
+      expect(workers(k)).toHaveLength(0);
+      expect(app.exitCode & 0x7f).toBe(9);
+      checkNoLeaks(k, boot0);
+    },
+  );
+
   it('io_uring_enter on a file that is not an io_uring fails with EOPNOTSUPP', () => {
     const { k } = boot('linux-6.12');
     let r: unknown = null;
