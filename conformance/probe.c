@@ -2024,7 +2024,9 @@ static int supervisor_main(const char *self_exe, int script_fd) {
   if (shm_fd < 0 || ftruncate(shm_fd, sizeof(struct shm)) < 0) die("memfd_create: %s", strerror(errno));
   shm = mmap(NULL, sizeof(struct shm), PROT_READ | PROT_WRITE, MAP_SHARED, shm_fd, 0);
   if (shm == MAP_FAILED) die("mmap: %s", strerror(errno));
-  shm_fd = fcntl(shm_fd, F_DUPFD, HIGH_FD);
+  int shm_low = shm_fd;
+  shm_fd = fcntl(shm_low, F_DUPFD, HIGH_FD);
+  close(shm_low); /* else every actor inherits it at a low fd and its fd numbers skip one */
   int pfd[2];
   if (pipe(pfd) < 0) die("pipe: %s", strerror(errno));
   int wfd = fcntl(pfd[1], F_DUPFD, HIGH_FD + 1);

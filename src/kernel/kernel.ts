@@ -233,7 +233,7 @@ export class Kernel {
   readonly devices = new Map<string, OpenFn>();
   /** subsystems' do_exit hooks (exit_io_uring, vhost, ...) */
   readonly exitHooks: ExitHook[] = [];
-  /** subsystems' begin_new_exec hooks (io_uring_task_cancel) */
+  /** subsystems' bprm_execve hooks (io_uring_task_cancel) */
   readonly execHooks: ((k: Kernel, t: Task) => KGen<void>)[] = [];
   /**
    * io_wq_worker_sleeping() / io_wq_worker_running(): __schedule's sched_submit_work() and
