@@ -103,6 +103,7 @@ export const PROFILES: readonly Profile[] = [
       'kernel/cgroup/cgroup-v1.c @ v5.15: `if (root == &cgrp_dfl_root) continue;` (removed by 0061270307f2 in v5.16)',
       'kernel/fork.c @ 5.15.y (RLIMIT_NPROC checked after copy_creds, 8f2f9c4d82f2 backport)',
       'arch/x86/kvm/mmu/mmu.c @ v5.15: kvm_mmu_post_init_vm() → kvm_vm_create_worker_thread() (kthread); no nx_huge_pages=never',
+      'fs/io-wq.c @ v5.15: create_io_thread workers with PF_NO_SETAFFINITY, failed creations retried without limit; fs/io_uring.c io_wq_submit_work blocks the worker (no async hybrid mode before v5.16)',
     ],
     {
       ...KTHREAD_ERA,
@@ -120,6 +121,7 @@ export const PROFILES: readonly Profile[] = [
       '0061270307f2 "cgroup: cgroup-v1: do not exclude cgrp_dfl_root" (v5.16)',
       'observed on Debian 6.1 under QEMU',
       'arch/x86/kvm/mmu/mmu.c @ 6.1.y: NX recovery kthread at VM creation; nx_huge_pages=never backported (0b210faf3373, 6.1.53)',
+      'io_uring on Debian 6.1.0-56 under QEMU (conformance iou-*): no PF_NO_SETAFFINITY on io-wq workers, no WORKER_INIT_LIMIT, features 0x1fff, cache-line head/tail',
     ],
     {
       ...KTHREAD_ERA,
@@ -222,6 +224,7 @@ export const PROFILES: readonly Profile[] = [
       'KVM NX recovery as in Debian 6.12.y: the stable backports of d96c77bd4eeb (vhost_task), 931656b9e2ff (first KVM_RUN, call_once) and 916b7f42b3b3 (retry, true errno; 6.12.44)',
       'cb380909ae3b (vhost_task_create returns ERR_PTR) as backported to 6.12.y',
       '7d9896e9f6d0 (fork_owner control) as Debian 6.12.117 ships it (boot/config, vhost.ko parameters)',
+      'io_uring on Debian 6.12.117 under QEMU (conformance iou-*): WORKER_INIT_LIMIT 3 (0453aad676ff), features 0xffff, packed head/tail',
     ],
     {
       ...V610,
@@ -282,7 +285,10 @@ export const PROFILES: readonly Profile[] = [
     'linux-6.18',
     '6.18',
     'the host kernel of this machine kind',
-    ['f3f64c2eaffb (kthread-mode worker id leak fixed)'],
+    [
+      'f3f64c2eaffb (kthread-mode worker id leak fixed)',
+      'io_uring/io-wq.c (queue_create_worker_retry backoff, WORKER_INIT_LIMIT) and io_uring on the 6.18 host (conformance iou-*)',
+    ],
     {
       ...V610,
       pidsEventsHierarchical: true,
