@@ -104,6 +104,21 @@
  *     sleep <ns>
  *     label <name> | wait <name>
  *     wait4 <target|-1> <options-int>
+ *     pipe <read-alias> <write-alias>
+ *     eventfd <alias> <initval>
+ *     io_uring <alias> <entries> <sqpoll 0|1> <sq_thread_idle-ms>   see "io_uring" below
+ *     io_uring_submit <ring> <nop|read|write> <fdref|-> <count> <size> <async 0|1> <wait>
+ *     io_uring_wait <ring> <count>
+ *     io_uring_register <ring> <bound> <unbound>    IORING_REGISTER_IOWQ_MAX_WORKERS
+ *
+ *  io_uring: raw syscalls, no liburing, as src/iouring/user.ts does it: io_uring_setup, one
+ *  mmap of IORING_OFF_SQ_RING (the CQ ring shares it) and one of IORING_OFF_SQES; the ring fd
+ *  is the alias (<ring> is a:<alias>). A submit queues <count> SQEs (IOSQE_ASYNC if async, each
+ *  <size> bytes of a fresh buffer) as the SQ ring allows, io_uring_enter per batch (GETEVENTS
+ *  with min_complete <wait> on the last; on SQPOLL rings only SQ_WAKEUP when the thread set
+ *  NEED_WAKEUP), then reaps CQEs: the value is the number submitted, the note the CQE results.
+ *  A wait is io_uring_enter(0, count, GETEVENTS) and a reap: the outcome is the first failed
+ *  CQE's errno, the value the number reaped. A register's value is the old unbound limit.
  *
  *  kvm: open /dev/kvm (if that fails with EACCES/EPERM because the process dropped root, a
  *  descriptor opened before the uid change is duplicated instead, and the step's note says
@@ -130,6 +145,7 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <linux/futex.h>
+#include <linux/io_uring.h>
 #include <linux/kvm.h>
 #include <poll.h>
 #include <pthread.h>
@@ -140,6 +156,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -351,12 +368,14 @@ static void sleep_ms(int ms) {
 enum act {
   A_THREADS, A_THREAD, A_OPEN, A_CLOSE, A_DUP, A_IOCTL, A_KVM, A_FORK, A_EXIT, A_EXIT_GROUP,
   A_KILL, A_TGKILL, A_SIGACTION, A_SIGPROCMASK, A_SETRLIMIT, A_SETRESUID, A_UNSHARE,
-  A_AFFINITY, A_WRITE, A_SLEEP, A_LABEL, A_WAIT, A_WAIT4, A_KVM_RUN, A_PTRACE, A_COUNT
+  A_AFFINITY, A_WRITE, A_SLEEP, A_LABEL, A_WAIT, A_WAIT4, A_KVM_RUN, A_PTRACE,
+  A_PIPE, A_EVENTFD, A_IO_URING, A_IO_URING_SUBMIT, A_IO_URING_WAIT, A_IO_URING_REGISTER, A_COUNT
 };
 static const char *ACT_NAMES[A_COUNT] = {
   "threads", "thread", "open", "close", "dup", "ioctl", "kvm", "fork", "exit", "exit_group",
   "kill", "tgkill", "sigaction", "sigprocmask", "setrlimit", "setresuid", "unshare",
   "affinity", "write", "sleep", "label", "wait", "wait4", "kvm_run", "ptrace",
+  "pipe", "eventfd", "io_uring", "io_uring_submit", "io_uring_wait", "io_uring_register",
 };
 
 struct prog;
@@ -1081,6 +1100,171 @@ static void do_kvm_run(const struct step *s, struct result *r) {
   vcpu_run(vm_find((int)vm), atoi(s->argv[1]), r);
 }
 
+/* ------------------------------------------------------------------ io_uring (raw syscalls) */
+
+#ifndef IORING_REGISTER_IOWQ_MAX_WORKERS
+#define IORING_REGISTER_IOWQ_MAX_WORKERS 19
+#endif
+
+struct uring {
+  int fd;
+  struct io_uring_params p;
+  unsigned char *ring;
+  struct io_uring_sqe *sqes;
+};
+#define MAX_RINGS 16
+static struct uring rings[MAX_RINGS];
+static int nrings;
+
+static struct uring *ring_of(const char *ref) {
+  int fd = resolve_fd(ref);
+  for (int i = 0; i < nrings; i++)
+    if (rings[i].fd == fd) return &rings[i];
+  return NULL;
+}
+
+static unsigned *ring_u32(struct uring *u, unsigned off) { return (unsigned *)(u->ring + off); }
+
+static void do_io_uring(const struct step *s, struct result *r) {
+  struct uring u;
+  memset(&u, 0, sizeof u);
+  u.p.flags = atoi(s->argv[2]) ? IORING_SETUP_SQPOLL : 0;
+  u.p.sq_thread_idle = (unsigned)atoi(s->argv[3]);
+  u.fd = (int)syscall(__NR_io_uring_setup, (unsigned)atoi(s->argv[1]), &u.p);
+  if (u.fd < 0) {
+    res_errno(r, errno);
+    return;
+  }
+  size_t sq = u.p.sq_off.array + u.p.sq_entries * 4, cq = u.p.cq_off.cqes + u.p.cq_entries * sizeof(struct io_uring_cqe);
+  u.ring = mmap(NULL, sq > cq ? sq : cq, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, u.fd, IORING_OFF_SQ_RING);
+  u.sqes = mmap(NULL, u.p.sq_entries * sizeof(struct io_uring_sqe), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                u.fd, IORING_OFF_SQES);
+  if (u.ring == MAP_FAILED || u.sqes == MAP_FAILED || nrings == MAX_RINGS) {
+    res_errno(r, errno ? errno : ENOMEM);
+    note_add(r, "failed at mmap of the rings");
+    return;
+  }
+  rings[nrings++] = u;
+  alias_set(s->argv[0], 'f', u.fd);
+  r->has_value = 1, r->value = u.fd;
+  note_add(r, "sq_entries %u cq_entries %u features %#x sq_off.tail %u cq_off.cqes %u sq_off.array %u",
+           u.p.sq_entries, u.p.cq_entries, u.p.features, u.p.sq_off.tail, u.p.cq_off.cqes, u.p.sq_off.array);
+}
+
+/** io_uring_get_sqe + prep + the SQ tail store; 0 when the SQ ring is full */
+static int uring_queue(struct uring *u, int op, int fd, unsigned char *addr, unsigned len, int async, unsigned ud) {
+  unsigned head = __atomic_load_n(ring_u32(u, u->p.sq_off.head), __ATOMIC_ACQUIRE);
+  unsigned tail = *ring_u32(u, u->p.sq_off.tail);
+  if (tail - head >= u->p.sq_entries) return 0;
+  unsigned idx = tail & (u->p.sq_entries - 1);
+  struct io_uring_sqe *e = &u->sqes[idx];
+  memset(e, 0, sizeof *e);
+  e->opcode = (unsigned char)op;
+  e->flags = async ? IOSQE_ASYNC : 0;
+  e->fd = fd;
+  e->addr = (unsigned long long)(uintptr_t)addr;
+  e->len = len;
+  e->user_data = ud;
+  ring_u32(u, u->p.sq_off.array)[idx] = idx;
+  __atomic_store_n(ring_u32(u, u->p.sq_off.tail), tail + 1, __ATOMIC_RELEASE);
+  return 1;
+}
+
+/** io_uring_submit_and_wait as src/iouring/user.ts: SQ_WAKEUP only when NEED_WAKEUP is set */
+static int uring_enter(struct uring *u, unsigned to_submit, unsigned wait) {
+  unsigned flags = wait ? IORING_ENTER_GETEVENTS : 0;
+  if (u->p.flags & IORING_SETUP_SQPOLL) {
+    if (__atomic_load_n(ring_u32(u, u->p.sq_off.flags), __ATOMIC_ACQUIRE) & IORING_SQ_NEED_WAKEUP)
+      flags |= IORING_ENTER_SQ_WAKEUP;
+    if (!flags) return (int)to_submit;
+  }
+  return (int)syscall(__NR_io_uring_enter, u->fd, to_submit, wait, flags, NULL, 0);
+}
+
+/** read every posted CQE, advance the CQ head; results noted as "res res ..." */
+static int uring_reap(struct uring *u, struct result *r, int *first_err) {
+  unsigned head = *ring_u32(u, u->p.cq_off.head);
+  unsigned tail = __atomic_load_n(ring_u32(u, u->p.cq_off.tail), __ATOMIC_ACQUIRE);
+  struct io_uring_cqe *cqes = (struct io_uring_cqe *)(u->ring + u->p.cq_off.cqes);
+  int n = 0;
+  char buf[200] = "";
+  size_t o = 0;
+  for (; head != tail; head++, n++) {
+    int res = cqes[head & (u->p.cq_entries - 1)].res;
+    if (res < 0 && first_err && !*first_err) *first_err = -res;
+    if (o + 16 < sizeof buf) o += (size_t)snprintf(buf + o, sizeof buf - o, "%s%d", o ? " " : "", res);
+  }
+  __atomic_store_n(ring_u32(u, u->p.cq_off.head), head, __ATOMIC_RELEASE);
+  if (n) note_add(r, "cqes %s", buf);
+  return n;
+}
+
+static void do_io_uring_submit(const struct step *s, struct result *r) {
+  struct uring *u = ring_of(s->argv[0]);
+  if (!u) {
+    res_errno(r, EBADF);
+    return;
+  }
+  const char *op = s->argv[1];
+  int opcode = !strcmp(op, "read") ? IORING_OP_READ : !strcmp(op, "write") ? IORING_OP_WRITE : IORING_OP_NOP;
+  int fd = strcmp(s->argv[2], "-") ? resolve_fd(s->argv[2]) : -1;
+  unsigned count = (unsigned)atoi(s->argv[3]), size = (unsigned)atoi(s->argv[4]), wait = (unsigned)atoi(s->argv[6]);
+  int async = atoi(s->argv[5]);
+  unsigned char *buf = mmap(NULL, (size_t)count * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (buf == MAP_FAILED) {
+    res_errno(r, errno);
+    return;
+  }
+  unsigned queued = 0;
+  long submitted = 0;
+  while (queued < count) {
+    unsigned batch = 0;
+    while (queued < count &&
+           uring_queue(u, opcode, fd, buf + (size_t)queued * size, opcode == IORING_OP_NOP ? 0 : size, async, queued + 1))
+      queued++, batch++;
+    int ret = uring_enter(u, batch, queued == count ? wait : 0);
+    if (ret < 0) {
+      res_errno(r, errno);
+      break;
+    }
+    submitted += ret;
+    if (!batch) break;
+  }
+  uring_reap(u, r, NULL);
+  r->has_value = 1, r->value = submitted;
+}
+
+static void do_io_uring_wait(const struct step *s, struct result *r) {
+  struct uring *u = ring_of(s->argv[0]);
+  if (!u) {
+    res_errno(r, EBADF);
+    return;
+  }
+  if (syscall(__NR_io_uring_enter, u->fd, 0, (unsigned)atoi(s->argv[1]), IORING_ENTER_GETEVENTS, NULL, 0) < 0) {
+    res_errno(r, errno);
+    return;
+  }
+  int first = 0;
+  int n = uring_reap(u, r, &first);
+  if (first) res_errno(r, first);
+  r->has_value = 1, r->value = n;
+}
+
+static void do_io_uring_register(const struct step *s, struct result *r) {
+  struct uring *u = ring_of(s->argv[0]);
+  if (!u) {
+    res_errno(r, EBADF);
+    return;
+  }
+  unsigned v[2] = {(unsigned)atoi(s->argv[1]), (unsigned)atoi(s->argv[2])};
+  if (syscall(__NR_io_uring_register, u->fd, IORING_REGISTER_IOWQ_MAX_WORKERS, v, 2) < 0) {
+    res_errno(r, errno);
+    return;
+  }
+  r->has_value = 1, r->value = v[1];
+  note_add(r, "was [%u, %u]", v[0], v[1]);
+}
+
 /** the real path of a scenario cgroupfs path; NULL with *why set when this host cannot do it */
 static int translate_write(const char *path, char *out, size_t cap, char *mirror, size_t mcap, const char **why) {
   mirror[0] = 0;
@@ -1383,6 +1567,30 @@ static void run_step(int actor, const struct step *s) {
       else r.has_value = 1, r.value = p;
       break;
     }
+    case A_PIPE: {
+      int fds[2];
+      if (pipe2(fds, 0) < 0) res_errno(&r, errno);
+      else alias_set(a[0], 'f', fds[0]), alias_set(a[1], 'f', fds[1]);
+      break;
+    }
+    case A_EVENTFD: {
+      int fd = eventfd((unsigned)atoi(a[1]), 0);
+      if (fd < 0) res_errno(&r, errno);
+      else r.has_value = 1, r.value = fd, alias_set(a[0], 'f', fd);
+      break;
+    }
+    case A_IO_URING:
+      do_io_uring(s, &r);
+      break;
+    case A_IO_URING_SUBMIT:
+      do_io_uring_submit(s, &r);
+      break;
+    case A_IO_URING_WAIT:
+      do_io_uring_wait(s, &r);
+      break;
+    case A_IO_URING_REGISTER:
+      do_io_uring_register(s, &r);
+      break;
   }
   report(actor, s, &r);
 }
@@ -1963,7 +2171,9 @@ static int supervisor_main(const char *self_exe, int script_fd) {
   if (shm_fd < 0 || ftruncate(shm_fd, sizeof(struct shm)) < 0) die("memfd_create: %s", strerror(errno));
   shm = mmap(NULL, sizeof(struct shm), PROT_READ | PROT_WRITE, MAP_SHARED, shm_fd, 0);
   if (shm == MAP_FAILED) die("mmap: %s", strerror(errno));
-  shm_fd = fcntl(shm_fd, F_DUPFD, HIGH_FD);
+  int shm_low = shm_fd;
+  shm_fd = fcntl(shm_low, F_DUPFD, HIGH_FD);
+  close(shm_low); /* else every actor inherits it at a low fd and its fd numbers skip one */
   int pfd[2];
   if (pipe(pfd) < 0) die("pipe: %s", strerror(errno));
   int wfd = fcntl(pfd[1], F_DUPFD, HIGH_FD + 1);

@@ -318,6 +318,8 @@ export function normalise(o: Observation, compiled: CompiledScript): Normalised 
       }
     } else if (cs.valueKind === 'fd') {
       if (s.value !== undefined) value = `fd ${s.value}`;
+    } else if (cs.valueKind === 'count') {
+      if (s.value !== undefined) value = String(s.value);
     } else if (cs.valueKind === 'ioctl' && cs.ioctlOut) {
       let v = s.value;
       if (s.out !== undefined) {

@@ -53,7 +53,7 @@ import type { ScenarioDoc } from '../scenario/schema.js';
 import { VHOST_IOCTLS } from '../vhost/uapi.js';
 
 /** What a step's recorded value is, for the comparison's normalisation. */
-export type ValueKind = 'tid' | 'pid' | 'fd' | 'ioctl' | 'none';
+export type ValueKind = 'tid' | 'pid' | 'fd' | 'ioctl' | 'count' | 'none';
 
 export interface CompiledStep {
   /** the index the probe reports */
@@ -488,6 +488,38 @@ class Compiler {
         for (let n = 0; n < Number(b.count); n++)
           this.program(b.steps as Record<string, unknown>[], [...path, 'steps'], context, aliases, depth);
         return;
+      case 'pipe':
+        emit('none', [tok(String(b.read)), tok(String(b.write))]);
+        aliases.set(String(b.read), 'fd');
+        aliases.set(String(b.write), 'fd');
+        return;
+      case 'eventfd':
+        emit('fd', [tok(String(b.as)), Number(b.initval ?? 0)]);
+        aliases.set(String(b.as), 'fd');
+        return;
+      case 'io_uring':
+        emit('fd', [tok(String(b.as)), Number(b.entries), b.sqpoll ? 1 : 0, Number(b.sq_thread_idle ?? 0)]);
+        aliases.set(String(b.as), 'fd');
+        return;
+      case 'io_uring_submit':
+        emit('count', [
+          `a:${tok(String(b.ring))}`,
+          String(b.op),
+          b.fd === undefined ? '-' : this.fdRef(b.fd),
+          Number(b.count ?? 1),
+          Number(b.size ?? 8),
+          b.async ? 1 : 0,
+          Number(b.wait ?? 0),
+        ]);
+        return;
+      case 'io_uring_wait':
+        emit('count', [`a:${tok(String(b.ring))}`, Number(b.count)]);
+        return;
+      case 'io_uring_register': {
+        const [bound, unbound] = b.max_workers as [number, number];
+        emit('count', [`a:${tok(String(b.ring))}`, bound, unbound]);
+        return;
+      }
       case 'vhost-net':
         this.needs.add('vhost-net');
         {

@@ -28,6 +28,7 @@ export const Errno = {
   ENOSPC: 28,
   ESPIPE: 29,
   EROFS: 30,
+  EPIPE: 32,
   ERANGE: 34,
   EDEADLK: 35,
   ENOSYS: 38,
@@ -38,6 +39,8 @@ export const Errno = {
   EOPNOTSUPP: 95,
   EADDRINUSE: 98,
   ENOBUFS: 105,
+  ECANCELED: 125,
+  EOWNERDEAD: 130,
   /** kernel-internal: restart the syscall if the handler allows it */
   ERESTARTSYS: 512,
   /** kernel-internal: always restart transparently */

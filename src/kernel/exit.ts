@@ -32,6 +32,7 @@ import {
 import { coredumpTaskExit, doNotifyParent, kernelSigInfo, sendSignal } from './signal.js';
 import { SA_NOCLDWAIT, SIG_IGN, SIGCHLD, SIGKILL } from './signal-consts.js';
 import { SIGNAL_GROUP_EXIT, SIGNAL_STOP_CONTINUED, SIGNAL_STOP_STOPPED, type Task } from './task.js';
+import { taskWorkRun } from './task-work.js';
 
 /** Hooks subsystems register to run in do_exit (exit_io_uring, etc.). */
 export type ExitHook = (k: Kernel, t: Task, groupDead: boolean) => KGen<void>;
@@ -72,6 +73,8 @@ export function* doExit(k: Kernel, code: number): KGen<never> {
     t.fs.users--;
     t.fs = null;
   }
+  // exit_task_work(): run what is queued, then refuse new works
+  yield* taskWorkRun(k, true);
   // exit_task_namespaces()
   t.nsproxy = null;
   // exit_notify → forget_original_parent → find_child_reaper: a dying pid-namespace init kills

@@ -5,7 +5,7 @@
  */
 import { Errno, err, ok, type Result } from './errno.js';
 import type { Kernel } from './kernel.js';
-import type { KGen } from './sched.js';
+import type { KGen, WaitQueue } from './sched.js';
 import type { Task } from './task.js';
 
 /** struct fs_struct: root, cwd, umask. */
@@ -26,8 +26,11 @@ export class FsStruct {
 /** struct file_operations: what a file does; every callback is optional. */
 export interface FileOps {
   readonly name: string;
-  read?(k: Kernel, f: File, len: number): KGen<Result<Uint8Array>>;
-  write?(k: Kernel, f: File, data: Uint8Array): KGen<Result<number>>;
+  /** `nowait`: IOCB_NOWAIT (io_uring's non-blocking issue), EAGAIN instead of sleeping */
+  read?(k: Kernel, f: File, len: number, nowait?: boolean): KGen<Result<Uint8Array>>;
+  write?(k: Kernel, f: File, data: Uint8Array, nowait?: boolean): KGen<Result<number>>;
+  /** the wait queue poll_wait() would register on (file_can_poll), for io_uring's poll arming */
+  pollQueue?(f: File): WaitQueue;
   ioctl?(k: Kernel, f: File, cmd: number, arg: number): KGen<Result<number>>;
   /** Called by the task that drops the last reference (fput → __fput). */
   release?(k: Kernel, f: File): KGen<void>;

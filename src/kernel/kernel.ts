@@ -36,7 +36,7 @@ import {
 import { PID_MAX_DEFAULT, Pid, PidNamespace } from './pid.js';
 import { initRlimits } from './rlimit.js';
 import { type KGen, Op, WaitQueue } from './sched.js';
-import { PF_IDLE, PF_KTHREAD, TASK_NORMAL, TASK_RUNNING } from './sched-consts.js';
+import { PF_IDLE, PF_IO_WORKER, PF_KTHREAD, TASK_NORMAL, TASK_RUNNING } from './sched-consts.js';
 import type { OpenFn } from './syscalls.js';
 import { Sighand, SignalStruct, Task, type TaskBody } from './task.js';
 
@@ -238,6 +238,13 @@ export class Kernel {
   readonly devices = new Map<string, OpenFn>();
   /** subsystems' do_exit hooks (exit_io_uring, vhost, ...) */
   readonly exitHooks: ExitHook[] = [];
+  /** subsystems' bprm_execve hooks (io_uring_task_cancel) */
+  readonly execHooks: ((k: Kernel, t: Task) => KGen<void>)[] = [];
+  /**
+   * io_wq_worker_sleeping() / io_wq_worker_running(): __schedule's sched_submit_work() and
+   * sched_update_worker() call them for a PF_IO_WORKER task that blocks and wakes (io-wq)
+   */
+  ioWorkerHooks: { sleeping(t: Task): void; running(t: Task): void } | null = null;
 
   /** An allocation point: fails only when alloc faults are enabled and Choices says so. */
   allocFails(site: string): boolean {
@@ -452,10 +459,13 @@ export class Kernel {
     this.stats.steps++;
     const gen = t.gen;
     invariant(gen, () => `runnable task ${t} has no coroutine`);
+    const ioHooks = t.flags & PF_IO_WORKER ? this.ioWorkerHooks : null;
+    ioHooks?.running(t);
     const r = gen.next();
-    this.current = null;
     if (r.done) throw new Error(`task ${t} returned from its coroutine without do_exit`);
     const op = r.value as Op;
+    if (ioHooks && op === Op.Schedule && t.state !== TASK_RUNNING) ioHooks.sleeping(t);
+    this.current = null;
     if (op === Op.Dead) {
       t.gen = null;
       this.dequeue(t);

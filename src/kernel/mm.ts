@@ -13,6 +13,14 @@ export interface Mapping {
   readonly len: number;
   readonly bytes: Uint8Array;
   readonly name: string;
+  /** vma->vm_file of a shared file mapping: a file reference taken by mmap and dup_mmap, put at unmap */
+  readonly vmFile?: VmFile;
+}
+
+/** The file reference a shared mapping holds (get_file / fput of vma->vm_file). */
+export interface VmFile {
+  get(): void;
+  put(): void;
 }
 
 export class MM {
@@ -46,11 +54,26 @@ export class MM {
     return ok(start);
   }
 
+  /**
+   * Map pages the kernel owns (an io_uring's rings) into this address space, shared: the
+   * bytes are the same object, as remap_pfn_range/vm_insert_pages would share the pages.
+   */
+  mapShared(bytes: Uint8Array, name: string, vmFile?: VmFile): Result<number> {
+    const size = Math.ceil(bytes.length / PAGE_SIZE) * PAGE_SIZE;
+    if (size !== bytes.length) return err(Errno.EINVAL);
+    const start = this.brk;
+    this.mappings.push({ start, len: size, bytes, name, ...(vmFile ? { vmFile } : {}) });
+    this.mappings.sort((a, b) => a.start - b.start);
+    this.brk = start + size + PAGE_SIZE;
+    return ok(start);
+  }
+
   munmap(start: number): Result<void> {
     const i = this.mappings.findIndex((m) => m.start === start);
     if (i < 0) return err(Errno.EINVAL);
     const [m] = this.mappings.splice(i, 1);
-    this.memcg?.memoryCharge(-m!.len);
+    if (m!.vmFile) m!.vmFile.put();
+    else this.memcg?.memoryCharge(-m!.len);
     return ok();
   }
 
@@ -94,6 +117,12 @@ export class MM {
     mm.brk = this.brk;
     mm.memcg = memcg;
     for (const m of this.mappings) {
+      if (m.vmFile) {
+        // a shared file mapping: the same pages, one more file reference
+        m.vmFile.get();
+        mm.mappings.push(m);
+        continue;
+      }
       mm.mappings.push({ start: m.start, len: m.len, bytes: m.bytes.slice(), name: m.name });
       memcg?.memoryCharge(m.len);
     }
@@ -102,7 +131,10 @@ export class MM {
 
   /** models exit_mmap(): called when mm_users drops to zero. */
   teardown(): void {
-    for (const m of this.mappings) this.memcg?.memoryCharge(-m.len);
+    for (const m of this.mappings) {
+      if (m.vmFile) m.vmFile.put();
+      else this.memcg?.memoryCharge(-m.len);
+    }
     this.mappings.length = 0;
   }
 }

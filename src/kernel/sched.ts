@@ -59,8 +59,11 @@ export class WaitQueue {
     /** for a mutex: who holds it (the edge of a wait-for graph) */
     readonly holder: (() => Task | null) | null = null,
   ) {}
+  /** wait entries with their own wake function (poll callbacks: io_uring's io_poll_wake) */
+  funcs: Set<() => void> | null = null;
   /** models __wake_up(wq, mode, nr): wake up to `nr` sleepers (0 = all) whose state matches `mode`. */
   wakeUp(k: Kernel, mode = TASK_NORMAL, nr = 0): number {
+    if (this.funcs) for (const fn of [...this.funcs]) fn();
     let woken = 0;
     for (const t of this.waiters) {
       if (k.tryToWakeUp(t, mode)) woken++;

@@ -58,6 +58,7 @@ import {
   type SigPending,
   type Task,
 } from './task.js';
+import { taskWorkRun } from './task-work.js';
 
 // task->jobctl bits (include/linux/sched/jobctl.h)
 export const JOBCTL_STOP_SIGMASK = 0xffff;
@@ -554,6 +555,9 @@ export function* getSignal(k: Kernel): KGen<KSignal> {
   const signal = cur.signal;
   const sighand = cur.sighand;
   const exemptFlag = k.profile.getSignalWorkerExemption === 'user' ? k.profile.pfUserWorker : PF_IO_WORKER;
+  // clear_notify_signal(); task_work_run() if any is pending
+  cur.notifySignal = false;
+  if (cur.taskWorks) yield* taskWorkRun(k);
   for (;;) {
     // relock:
     if (yield* tryToFreeze(k)) continue;

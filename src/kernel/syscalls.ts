@@ -38,6 +38,7 @@ import {
 } from './fork.js';
 import type { Kernel } from './kernel.js';
 import { MM } from './mm.js';
+import { createPipeFiles } from './pipe.js';
 import { RLIMIT_NOFILE, RLIMIT_NPROC, type Rlimit } from './rlimit.js';
 import { complete, type KGen, Op, signalPendingState, sleepFor, WaitQueue, waitEvent } from './sched.js';
 import {
@@ -174,6 +175,11 @@ export class Sys {
       log.push(ks.sig);
     }
     return handled;
+  }
+
+  /** A syscall of another subsystem (io_uring, ...): entry/exit, signal delivery and restart as for every syscall. */
+  *invoke<T>(body: () => KGen<Result<T>>): KGen<Result<T>> {
+    return yield* this.syscall(body, []);
   }
 
   /** User-mode computation for `ns`: charged as user time; signals are delivered at its end. */
@@ -613,6 +619,24 @@ export class Sys {
     return this.task.files!.install(f, (flags & O_CLOEXEC) !== 0, this.task.signal.rlim[RLIMIT_NOFILE]!.cur);
   }
 
+  /** pipe2(2): [read end, write end] */
+  *pipe(flags = 0): KGen<Result<[number, number]>> {
+    return yield* this.syscall(this.pipeBody, [flags]);
+  }
+  private *pipeBody(flags: number): KGen<Result<[number, number]>> {
+    const [r, w] = createPipeFiles(flags);
+    const files = this.task.files!;
+    const limit = this.task.signal.rlim[RLIMIT_NOFILE]!.cur;
+    const rfd = files.install(r, (flags & O_CLOEXEC) !== 0, limit);
+    if (!rfd.ok) return rfd;
+    const wfd = files.install(w, (flags & O_CLOEXEC) !== 0, limit);
+    if (!wfd.ok) {
+      files.remove(rfd.value);
+      return wfd;
+    }
+    return ok([rfd.value, wfd.value]);
+  }
+
   /** read(2) */
   *read(fd: number, len: number): KGen<Result<Uint8Array>> {
     return yield* this.syscall(this.readBody, [fd, len]);
@@ -752,6 +776,8 @@ export class Sys {
       if (over && !(t.cred.uid === 0 && t.cred.userNs === k.initUserNs)) return err(Errno.EAGAIN);
     }
     t.flags &= ~PF_NPROC_EXCEEDED;
+    // bprm_execve(): io_uring_task_cancel() before the point of no return
+    for (const h of k.execHooks) yield* h(k, t);
     const r = yield* deThread(k, t);
     if (!r.ok) return r;
     // exec_mmap
@@ -939,11 +965,12 @@ export const eventfdPollers = new WeakMap<Eventfd, Set<() => void>>();
 /** fs/eventfd.c file operations: read blocks until the count is non-zero (EAGAIN with O_NONBLOCK). */
 export const EVENTFD_OPS: FileOps = {
   name: 'eventfd',
-  *read(k, f, len) {
+  pollQueue: (f) => (f.priv as Eventfd).wqh,
+  *read(k, f, len, nowait) {
     const ctx = f.priv as Eventfd;
     if (len < 8) return err(Errno.EINVAL);
     if (ctx.count === 0n) {
-      if (f.flags & O_NONBLOCK) return err(Errno.EAGAIN);
+      if (f.flags & O_NONBLOCK || nowait) return err(Errno.EAGAIN);
       const r = yield* waitEvent(k, ctx.wqh, () => ctx.count > 0n, TASK_INTERRUPTIBLE);
       if (r < 0) return err(Errno.ERESTARTSYS);
     }
@@ -954,7 +981,7 @@ export const EVENTFD_OPS: FileOps = {
     new DataView(out.buffer).setBigUint64(0, v, true);
     return ok(out);
   },
-  *write(k, f, data) {
+  *write(k, f, data, nowait) {
     const ctx = f.priv as Eventfd;
     if (data.length < 8) return err(Errno.EINVAL);
     const v = new DataView(data.buffer, data.byteOffset, 8).getBigUint64(0, true);
@@ -962,7 +989,7 @@ export const EVENTFD_OPS: FileOps = {
     // fs/eventfd.c eventfd_write(): a write that would reach ULLONG_MAX fails with EAGAIN
     // under O_NONBLOCK, otherwise waits (interruptibly) until a read makes room
     if (ctx.count + v > EVENTFD_ULLONG_MAX) {
-      if (f.flags & O_NONBLOCK) return err(Errno.EAGAIN);
+      if (f.flags & O_NONBLOCK || nowait) return err(Errno.EAGAIN);
       const r = yield* waitEvent(k, ctx.wqh, () => ctx.count + v <= EVENTFD_ULLONG_MAX, TASK_INTERRUPTIBLE);
       if (r < 0) return err(Errno.ERESTARTSYS);
     }

@@ -26,6 +26,7 @@ import {
   TASK_UNINTERRUPTIBLE,
 } from './sched-consts.js';
 import { _NSIG, SIG_DFL, SIGKILL, type SigSet, sigismember } from './signal-consts.js';
+import type { CallbackHead } from './task-work.js';
 
 /** struct k_sigaction */
 export interface SigAction {
@@ -244,6 +245,10 @@ export class Task {
   sigpending = false;
   /** TIF_NOTIFY_SIGNAL */
   notifySignal = false;
+  /** task->task_works: queued callbacks, most recent first (kernel/task_work.c) */
+  taskWorks: CallbackHead[] | null = null;
+  /** task->task_works == &work_exited: exit_task_work() ran, task_work_add fails */
+  taskWorksExited = false;
   /** task->jobctl (JOBCTL_*) */
   jobctl = 0;
   /** task->mm */

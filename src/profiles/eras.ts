@@ -30,7 +30,22 @@ const V610: Switches = {
   // kvm_mmu_post_init_vm() → kvm_vm_create_worker_thread() until d96c77bd4eeb (v6.13)
   kvmNxWorker: 'kthread-at-create',
   kvmNxHugePagesNever: true,
+  ioWorkerApi: 'io-thread',
+  ioWorkerNoSetaffinity: false,
+  // mainline 6.10: WORKER_INIT_LIMIT is 6.11 (0453aad676ff)
+  ioWorkerInitLimit: null,
+  ioWorkerRetryChecksFatal: true,
+  ioWorkerRetryBackoffMs: 0,
+  ioWqArmsPoll: true,
+  ioRingsPackedHeadTail: false,
+  // IORING_FEAT_SINGLE_MMAP … IORING_FEAT_RECVSEND_BUNDLE (v6.10)
+  ioUringFeatures: 0x7fff,
 };
+
+/** io-wq of 6.11+ (and 6.12.y): WORKER_INIT_LIMIT = 3 (0453aad676ff). */
+const IOWQ_INIT_LIMIT = { ioWorkerInitLimit: 3 } as const;
+/** io-wq of 6.15+: retries back off by init_retries × 5 ms (queue_create_worker_retry). */
+const IOWQ_BACKOFF = { ioWorkerInitLimit: 3, ioWorkerRetryBackoffMs: 5 } as const;
 
 /** KVM from 6.14 (and Debian's 6.12.y): the NX recovery vhost_task comes with the first KVM_RUN. */
 const KVM_NX_FIRST_RUN = { kvmNxWorker: 'vhost-task-first-run' } as const;
@@ -54,6 +69,15 @@ const KTHREAD_ERA: Switches = {
   vhostForkOwnerControl: false,
   kvmNxWorker: 'kthread-at-create',
   kvmNxHugePagesNever: false,
+  ioWorkerApi: 'io-thread',
+  ioWorkerNoSetaffinity: true,
+  ioWorkerInitLimit: null,
+  ioWorkerRetryChecksFatal: false,
+  ioWorkerRetryBackoffMs: 0,
+  ioWqArmsPoll: false,
+  ioRingsPackedHeadTail: false,
+  // IORING_FEAT_SINGLE_MMAP … IORING_FEAT_RSRC_TAGS (v5.13–5.16)
+  ioUringFeatures: 0x7ff,
 };
 
 function profile(name: string, version: string, summary: string, sources: string[], sw: Switches): Profile {
@@ -79,6 +103,7 @@ export const PROFILES: readonly Profile[] = [
       'kernel/cgroup/cgroup-v1.c @ v5.15: `if (root == &cgrp_dfl_root) continue;` (removed by 0061270307f2 in v5.16)',
       'kernel/fork.c @ 5.15.y (RLIMIT_NPROC checked after copy_creds, 8f2f9c4d82f2 backport)',
       'arch/x86/kvm/mmu/mmu.c @ v5.15: kvm_mmu_post_init_vm() → kvm_vm_create_worker_thread() (kthread); no nx_huge_pages=never',
+      'fs/io-wq.c @ v5.15: create_io_thread workers with PF_NO_SETAFFINITY, failed creations retried without limit; fs/io_uring.c io_wq_submit_work blocks the worker (no async hybrid mode before v5.16)',
     ],
     {
       ...KTHREAD_ERA,
@@ -96,8 +121,20 @@ export const PROFILES: readonly Profile[] = [
       '0061270307f2 "cgroup: cgroup-v1: do not exclude cgrp_dfl_root" (v5.16)',
       'observed on Debian 6.1 under QEMU',
       'arch/x86/kvm/mmu/mmu.c @ 6.1.y: NX recovery kthread at VM creation; nx_huge_pages=never backported (0b210faf3373, 6.1.53)',
+      'io_uring on Debian 6.1.0-56 under QEMU (conformance iou-*): no PF_NO_SETAFFINITY on io-wq workers, no WORKER_INIT_LIMIT, features 0x1fff, cache-line head/tail',
     ],
-    { ...KTHREAD_ERA, kvmNxHugePagesNever: true, vhostMultiWorker: false },
+    {
+      ...KTHREAD_ERA,
+      kvmNxHugePagesNever: true,
+      vhostMultiWorker: false,
+      // 6.1.y stable: 01e68ce08a30 + a5fc1441af77 (6.1.110); observed on Debian 6.1.0-56 under
+      // QEMU (conformance iou-wrk-*): no PF_NO_SETAFFINITY, features 0x1fff, sq_off.tail 64, and
+      // no WORKER_INIT_LIMIT (a worker refused by RLIMIT_NPROC is retried without end)
+      ioWorkerNoSetaffinity: false,
+      ioWorkerRetryChecksFatal: true,
+      ioWqArmsPoll: true,
+      ioUringFeatures: 0x1fff,
+    },
   ),
   profile(
     'seed-v5',
@@ -112,6 +149,9 @@ export const PROFILES: readonly Profile[] = [
       pfUserWorker: PF_USER_WORKER_V5,
       ioThreadIsUserWorker: true,
       vhostMultiWorker: false,
+      // [PATCH V5 07/10]: io-wq and SQPOLL through kernel_worker(); the base is 5.16-rc1
+      ioWorkerApi: 'kernel-worker',
+      ioWqArmsPoll: true,
     },
   ),
   profile(
@@ -129,6 +169,7 @@ export const PROFILES: readonly Profile[] = [
       kvmNxHugePagesNever: false,
       // one default worker per device (dev->worker); the xarray and worker ioctls are 6.5
       vhostMultiWorker: false,
+      ioUringFeatures: 0x3fff,
       bugs: ['vsock-early-queue'],
     },
   ),
@@ -149,6 +190,7 @@ export const PROFILES: readonly Profile[] = [
       vhostSignalHacks: true,
       kvmNxHugePagesNever: false,
       vhostMultiWorker: false,
+      ioUringFeatures: 0x3fff,
     },
   ),
   profile(
@@ -162,6 +204,7 @@ export const PROFILES: readonly Profile[] = [
       vhostTaskGeneration: 'vhost-task-thread',
       vhostSignalHacks: true,
       vhostMultiWorker: true,
+      ioUringFeatures: 0x3fff,
     },
   ),
   profile(
@@ -181,6 +224,7 @@ export const PROFILES: readonly Profile[] = [
       'KVM NX recovery as in Debian 6.12.y: the stable backports of d96c77bd4eeb (vhost_task), 931656b9e2ff (first KVM_RUN, call_once) and 916b7f42b3b3 (retry, true errno; 6.12.44)',
       'cb380909ae3b (vhost_task_create returns ERR_PTR) as backported to 6.12.y',
       '7d9896e9f6d0 (fork_owner control) as Debian 6.12.117 ships it (boot/config, vhost.ko parameters)',
+      'io_uring on Debian 6.12.117 under QEMU (conformance iou-*): WORKER_INIT_LIMIT 3 (0453aad676ff), features 0xffff, packed head/tail',
     ],
     {
       ...V610,
@@ -191,6 +235,11 @@ export const PROFILES: readonly Profile[] = [
       // vhost.fork_from_owner_default=Y), observed on the real kernel by the conformance suite
       vhostForkOwnerControl: true,
       ...KVM_NX_FIRST_RUN,
+      ...IOWQ_INIT_LIMIT,
+      // observed on Debian 6.12.117 under QEMU (conformance iou-wrk-*): features 0xffff,
+      // sq_off.tail 4, WORKER_INIT_LIMIT 3 (pids.events counts four refusals)
+      ioUringFeatures: 0xffff,
+      ioRingsPackedHeadTail: true,
     },
   ),
   profile(
@@ -211,6 +260,10 @@ export const PROFILES: readonly Profile[] = [
       vhostMultiWorker: true,
       ...KVM_NX_FIRST_RUN,
       bugs: ['kthread-worker-id-leak'],
+      ...IOWQ_BACKOFF,
+      // io_uring_setup() on the 6.18 host: features 0x3ffff, sq_off.tail 4
+      ioUringFeatures: 0x3ffff,
+      ioRingsPackedHeadTail: true,
     },
   ),
   profile(
@@ -228,13 +281,20 @@ export const PROFILES: readonly Profile[] = [
       vhostMultiWorker: true,
       ...KVM_NX_FIRST_RUN,
       bugs: ['kthread-worker-id-leak'],
+      ...IOWQ_BACKOFF,
+      // io_uring_setup() on the 6.18 host: features 0x3ffff, sq_off.tail 4
+      ioUringFeatures: 0x3ffff,
+      ioRingsPackedHeadTail: true,
     },
   ),
   profile(
     'linux-6.18',
     '6.18',
     'the host kernel of this machine kind',
-    ['f3f64c2eaffb (kthread-mode worker id leak fixed)'],
+    [
+      'f3f64c2eaffb (kthread-mode worker id leak fixed)',
+      'io_uring/io-wq.c (queue_create_worker_retry backoff, WORKER_INIT_LIMIT) and io_uring on the 6.18 host (conformance iou-*)',
+    ],
     {
       ...V610,
       pidsEventsHierarchical: true,
@@ -243,6 +303,10 @@ export const PROFILES: readonly Profile[] = [
       vhostForkOwnerControl: true,
       vhostMultiWorker: true,
       ...KVM_NX_FIRST_RUN,
+      ...IOWQ_BACKOFF,
+      // io_uring_setup() on the 6.18 host: features 0x3ffff, sq_off.tail 4
+      ioUringFeatures: 0x3ffff,
+      ioRingsPackedHeadTail: true,
     },
   ),
 ];

@@ -30,6 +30,14 @@ export type WorkerBackend =
  */
 export type KvmNxWorker = 'kthread-at-create' | 'vhost-task-at-create' | 'vhost-task-first-run' | 'none';
 
+/**
+ * How io_uring creates its io-wq workers and SQPOLL thread (kernel-spec §8, §5.1):
+ *  - 'io-thread': create_io_thread(), a PF_IO_WORKER thread of the submitter (v5.12+);
+ *  - 'kernel-worker': the V5 series' kernel_worker(fn, arg, node, IO_WQ_CLONE_FLAGS,
+ *    KERN_WORKER_IO) + kernel_worker_start() ([PATCH V5 07/10], create_io_thread removed by 08).
+ */
+export type IoWorkerApi = 'io-thread' | 'kernel-worker';
+
 export interface Costs {
   /** entering and leaving any syscall */
   syscall: number;
@@ -118,6 +126,44 @@ export interface Profile {
   readonly procKthreadFullName: boolean;
   /** /proc/<pid>/status has a "Kthread:" line (522dc4e5f51e, v6.4) */
   readonly procStatusKthreadLine: boolean;
+  /** how io-wq workers and the SQPOLL thread are created (see IoWorkerApi) */
+  readonly ioWorkerApi: IoWorkerApi;
+  /**
+   * io_init_new_worker() and io_sq_thread() set PF_NO_SETAFFINITY; dropped by 01e68ce08a30
+   * and a5fc1441af77 (v6.3; in 6.1.y from 6.1.110)
+   */
+  readonly ioWorkerNoSetaffinity: boolean;
+  /**
+   * WORKER_INIT_LIMIT: io_should_retry_thread() gives up after this many retries of a failed
+   * worker creation (0453aad676ff, v6.11; in 6.1.y); null = retried for as long as it fails
+   */
+  readonly ioWorkerInitLimit: number | null;
+  /**
+   * io_should_retry_thread() refuses while the task has a fatal signal pending ("Prevent
+   * perpetual task_work retry"): absent from fs/io-wq.c of v5.15–5.17, present in io_uring/io-wq.c
+   * of v6.5+ and in 6.1.y (the commit between them is not verified)
+   */
+  readonly ioWorkerRetryChecksFatal: boolean;
+  /**
+   * queue_create_worker_retry(): a retry is delayed init_retries × this many ms ("io-wq:
+   * backoff when retrying worker creation"); 0 = schedule_work() at once
+   */
+  readonly ioWorkerRetryBackoffMs: number;
+  /**
+   * io_wq_submit_work() issues a forced-async request on a pollable file non-blocking and
+   * arms poll instead of blocking the worker ("io_uring: implement async hybrid mode for
+   * pollable requests", v5.16)
+   */
+  readonly ioWqArmsPoll: boolean;
+  /**
+   * struct io_uring {head, tail} in struct io_rings without ____cacheline_aligned_in_smp:
+   * sq_off.tail = 4 (observed on Debian 6.12 and the 6.18 host) instead of 64 (5.x … 6.2
+   * sources, syzkaller's offsets; observed on Debian 6.1); the release that changed it is not
+   * verified, so 6.4–6.10 keep the old layout
+   */
+  readonly ioRingsPackedHeadTail: boolean;
+  /** the IORING_FEAT_* bits io_uring_setup() reports */
+  readonly ioUringFeatures: number;
   /** known bugs present in this era, by name (e.g. "vhost-task-lost-wakeup") */
   readonly bugs: ReadonlySet<string>;
   readonly costs: Costs;

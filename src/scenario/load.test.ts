@@ -168,6 +168,33 @@ const CASES: readonly BadCase[] = [
     code: 'unknown-parameter',
     says: ['expected a parameter declared in "params" (N, K)', 'found "$M"', 'did you mean "$N"?'],
   },
+  {
+    fact: 'an io_uring operation that is not modelled is reported at op with the operations there are',
+    file: 'iouring-unknown-op.yaml',
+    line: 7,
+    col: 44,
+    code: 'bad-value',
+    says: [
+      'expected one of "nop", "read", "write", found "readv"',
+      '(at processes.app.program[1].io_uring_submit.op)',
+    ],
+  },
+  {
+    fact: 'an io_uring read without a file is reported at the submit step as a missing fd',
+    file: 'iouring-read-without-fd.yaml',
+    line: 7,
+    col: 26,
+    code: 'missing-field',
+    says: ['expected field "fd" (the file to read)', 'found a mapping with keys ring, op, async'],
+  },
+  {
+    fact: 'an fd alias given where an io_uring belongs is reported at ring, naming what the alias is',
+    file: 'iouring-ring-not-a-ring.yaml',
+    line: 7,
+    col: 36,
+    code: 'bad-value',
+    says: ['expected a io_uring alias, found "pr", a fd'],
+  },
 ];
 
 function escapeRe(s: string): string {

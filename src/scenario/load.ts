@@ -154,6 +154,14 @@ function fromZod(root: unknown, base: Path, error: z.ZodError): ScenarioIssue[] 
       });
     } else if (i.code === 'invalid_type') {
       out.push({ code: 'wrong-type', path, expected: i.expected, found: describeValue(found) });
+    } else if (i.code === 'invalid_value') {
+      const values = (i.values as unknown[]).map((v) => JSON.stringify(v));
+      out.push({
+        code: 'bad-value',
+        path,
+        expected: `one of ${values.join(', ')}`,
+        found: describeValue(found),
+      });
     } else if (i.code === 'invalid_union') {
       out.push({ code: 'wrong-type', path, expected: unionExpectation(i), found: describeValue(found) });
     } else {
@@ -415,6 +423,28 @@ function checkStep(
       return;
     case 'loop':
       checkProgram(ctx, b.steps, [...path, 'steps'], aliases);
+      return;
+    case 'pipe':
+      aliases.set(String(b.read), 'fd');
+      aliases.set(String(b.write), 'fd');
+      return;
+    case 'io_uring':
+      aliases.set(String(b.as), 'io_uring');
+      return;
+    case 'io_uring_register':
+    case 'io_uring_wait':
+      checkAlias(ctx, b.ring, [...path, 'ring'], aliases, 'io_uring');
+      return;
+    case 'io_uring_submit':
+      checkAlias(ctx, b.ring, [...path, 'ring'], aliases, 'io_uring');
+      if (b.op !== 'nop' && b.fd === undefined)
+        ctx.issues.push({
+          code: 'missing-field',
+          path,
+          expected: `field "fd" (the file to ${b.op})`,
+          found: describeValue(body),
+        });
+      else checkAlias(ctx, b.fd, [...path, 'fd'], aliases);
       return;
     case 'label':
       if (ctx.labels.has(String(body)))

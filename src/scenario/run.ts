@@ -10,6 +10,7 @@ import {
   cgroupProcsWrite,
   cgroupSetThreaded,
 } from '../cgroup/cgroup.js';
+import { registerIoUring } from '../iouring/io_uring.js';
 import type { Choices } from '../kernel/choices.js';
 import { CAP_FULL_SET, CAP_NAMES, capBit } from '../kernel/cred.js';
 import { Errno, err, errnoFromName, errnoName, ok, type Result } from '../kernel/errno.js';
@@ -67,6 +68,7 @@ import { vhostModule } from '../vhost/vhost.js';
 import { vhostTransportSendPkt, vsockHdr } from '../vhost/vsock.js';
 import { formatPath } from './errors.js';
 import { IOCTL_ARGS } from './ioctl-args.js';
+import { type IoUringAlias, ioUringStep } from './iouring-steps.js';
 import type { LoadedScenario } from './load.js';
 import type { ScenarioDoc } from './schema.js';
 
@@ -235,7 +237,8 @@ type Alias =
   | { kind: 'vhost-net'; fd: number; setup: VhostNetSetup }
   | { kind: 'kvm'; fd: number; vcpus: number[] }
   | { kind: 'process'; pid: number }
-  | { kind: 'thread'; tid: number };
+  | { kind: 'thread'; tid: number }
+  | IoUringAlias;
 
 class Runner {
   readonly k: Kernel;
@@ -274,6 +277,7 @@ class Runner {
     });
     const k = this.k;
     registerVhost(k);
+    registerIoUring(k);
     const nx = host.modules?.['kvm.nx_huge_pages'];
     registerKvm(
       k,
@@ -473,7 +477,7 @@ class Runner {
     if (typeof v === 'number') return v;
     const a = aliases.get(String(v));
     if (!a) return -1;
-    if (a.kind === 'fd' || a.kind === 'vhost-net' || a.kind === 'kvm') return a.fd;
+    if (a.kind === 'fd' || a.kind === 'vhost-net' || a.kind === 'kvm' || a.kind === 'io_uring') return a.fd;
     return -1;
   }
 
@@ -808,6 +812,20 @@ class Runner {
       case 'loop': {
         const inner = this.program(proc, b.steps as Record<string, unknown>[], [...path, 'steps'], aliases);
         for (let i = 0; i < Number(b.count); i++) yield* inner(sys);
+        return;
+      }
+      case 'pipe':
+      case 'io_uring':
+      case 'io_uring_submit':
+      case 'io_uring_wait':
+      case 'io_uring_register': {
+        const ring = (v: unknown) => {
+          const a = aliases.get(String(v));
+          return a?.kind === 'io_uring' ? a.ring : null;
+        };
+        const r = yield* ioUringStep(sys, action, b, ring, (v) => this.resolveFd(aliases, v));
+        for (const [name, a] of r.aliases ?? []) aliases.set(name, a);
+        rec(r.detail, r.result, r.value);
         return;
       }
       default:

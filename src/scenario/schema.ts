@@ -210,6 +210,35 @@ export const STEP_SCHEMAS = {
   /** the system freezer (suspend): freeze or thaw every freezable task */
   freezer: z.enum(['freeze', 'thaw']),
   loop: z.strictObject({ count: int().min(1), steps: Program }),
+  /** pipe2(2): the two ends as fd aliases */
+  pipe: z.strictObject({ read: z.string(), write: z.string() }),
+  /** io_uring_setup(2) + mmap of the rings; `sq_thread_idle` in ms (SQPOLL) */
+  io_uring: z.strictObject({
+    as: z.string(),
+    entries: int().min(1).max(32768),
+    sqpoll: z.boolean().optional(),
+    sq_thread_idle: int().nonnegative().optional(),
+  }),
+  /** queue `count` SQEs (`size` bytes each; IOSQE_ASYNC if `async`), io_uring_enter, wait for `wait` CQEs */
+  io_uring_submit: z.strictObject({
+    ring: z.string(),
+    op: z.enum(['nop', 'read', 'write']),
+    fd: Fd.optional(),
+    count: int().min(1).max(65536).optional(),
+    size: int().min(1).max(4096).optional(),
+    async: z.boolean().optional(),
+    wait: int().nonnegative().optional(),
+  }),
+  /**
+   * io_uring_enter(GETEVENTS, min_complete = count), then reap every CQE: the outcome is the
+   * enter's error or else the errno of the first failed CQE, the value the number reaped
+   */
+  io_uring_wait: z.strictObject({ ring: z.string(), count: int().min(1) }),
+  /** io_uring_register(IORING_REGISTER_IOWQ_MAX_WORKERS) with [bound, unbound] (0 = unchanged) */
+  io_uring_register: z.strictObject({
+    ring: z.string(),
+    max_workers: z.tuple([int().nonnegative(), int().nonnegative()]),
+  }),
 } as const;
 
 export type StepName = keyof typeof STEP_SCHEMAS;

@@ -1,0 +1,546 @@
+/**
+ * io_uring on every profile: the setup ABI (params, ring offsets), submission and completion
+ * through the rings in the owner's memory, poll arming versus io-wq punts, the io-wq rules
+ * (who creates workers, their identity per era, limits, IORING_REGISTER_IOWQ_MAX_WORKERS,
+ * creation failures and retries, idle exit) and cleanup on exit and exec.
+ */
+import { describe, expect, it } from 'vitest';
+import { Errno } from '../kernel/errno.js';
+import { checkNoLeaks } from '../kernel/invariants.js';
+import type { Kernel } from '../kernel/kernel.js';
+import { RLIMIT_NPROC } from '../kernel/rlimit.js';
+import {
+  PF_IO_WORKER,
+  PF_KTHREAD,
+  PF_NO_SETAFFINITY,
+  PF_USER_WORKER,
+  PF_USER_WORKER_V5,
+} from '../kernel/sched-consts.js';
+import type { Sys } from '../kernel/syscalls.js';
+import type { Task } from '../kernel/task.js';
+import { bootKernel, makeCgroup, settle, spawn, tasksNamed } from '../kernel/testing.js';
+import { PROFILES } from '../profiles/eras.js';
+import { ioUringEnter, ioUringSetup, ioWqOf, registerIoUring } from './io_uring.js';
+import { WORKER_IDLE_TIMEOUT_NS } from './io-wq.js';
+import {
+  IORING_OP_NOP,
+  IORING_OP_READ,
+  IORING_OP_WRITE,
+  IORING_SETUP_CLAMP,
+  IORING_SETUP_SQ_AFF,
+  IORING_SETUP_SQPOLL,
+  IORING_SQ_NEED_WAKEUP,
+  IOSQE_ASYNC,
+  PARAMS_SIZE,
+} from './uapi.js';
+import {
+  ioUringQueueInit,
+  ioUringRegisterIowqMaxWorkers,
+  ioUringSubmitAndWait,
+  queueSqe,
+  reapCqes,
+  type UserRing,
+} from './user.js';
+
+function boot(profile: string): { k: Kernel; boot0: { nrThreads: number } } {
+  const k = bootKernel({ profile });
+  registerIoUring(k);
+  return { k, boot0: { nrThreads: k.nrThreads } };
+}
+
+const workers = (k: Kernel) => tasksNamed(k, /^iou-wrk-/);
+
+/** Queue `n` IOSQE_ASYNC reads of 8 bytes from `fd` into `buf`. */
+function queueAsyncReads(sys: Sys, r: UserRing, fd: number, buf: number, n: number, async = true): void {
+  for (let i = 0; i < n; i++)
+    queueSqe(sys, r, {
+      opcode: IORING_OP_READ,
+      flags: async ? IOSQE_ASYNC : 0,
+      fd,
+      off: 0n,
+      addr: buf + 8 * i,
+      len: 8,
+      userData: BigInt(i + 1),
+    });
+}
+
+describe('io_uring_setup', () => {
+  it.each(PROFILES.map((p) => p.name))('reports the ring offsets of its era on %s', (profile) => {
+    const { k } = boot(profile);
+    let ring: UserRing | null = null;
+    spawn(k, 'app', function* (sys) {
+      const r = yield* ioUringQueueInit(sys, 5);
+      if (r.ok) ring = r.value;
+      return 0;
+    });
+    settle(k);
+    const p = (ring as UserRing | null)!.params;
+    expect([p.sqEntries, p.cqEntries]).toEqual([8, 16]);
+    expect(p.features).toBe(k.profile.ioUringFeatures);
+    // struct io_rings: head and tail share a cache line on 6.18, each has one on 5.x
+    const tail = k.profile.ioRingsPackedHeadTail ? 4 : 64;
+    expect(p.sqOff.tail).toBe(tail);
+    expect(p.cqOff.cqes % 64).toBe(0);
+    expect(p.sqOff.array).toBe(p.cqOff.cqes + 16 * 16);
+    expect(p.cqOff.head).toBe(2 * tail);
+  });
+
+  it('rejects 0 entries, too many entries without CLAMP, and SQ_AFF without SQPOLL', () => {
+    const { k } = boot('linux-6.12');
+    const got: (number | string)[] = [];
+    spawn(k, 'app', function* (sys) {
+      const buf = yield* sys.mmap(4096);
+      if (!buf.ok) return 1;
+      const set = (flags: number) => {
+        const v = sys.task.mm!.view(buf.value, PARAMS_SIZE);
+        if (v.ok) {
+          for (let i = 0; i < PARAMS_SIZE; i++) v.value.setUint8(i, 0);
+          v.value.setUint32(8, flags, true);
+        }
+      };
+      for (const [entries, flags] of [
+        [0, 0],
+        [40000, 0],
+        [40000, IORING_SETUP_CLAMP],
+        [8, IORING_SETUP_SQ_AFF],
+      ] as const) {
+        set(flags);
+        const r = yield* ioUringSetup(sys, entries, buf.value);
+        got.push(r.ok ? 'ok' : r.errno);
+      }
+      return 0;
+    });
+    settle(k);
+    expect(got).toEqual([Errno.EINVAL, Errno.EINVAL, 'ok', Errno.EINVAL]);
+  });
+});
+
+describe('submission and completion', () => {
+  it.each(PROFILES.map((p) => p.name))(
+    'a NOP and a read of a ready eventfd complete inline, without io-wq workers, on %s',
+    (profile) => {
+      const { k, boot0 } = boot(profile);
+      const forks0 = k.stats.forks;
+      let cqes: [number, number][] = [];
+      let data = 0n;
+      spawn(k, 'app', function* (sys) {
+        const r = yield* ioUringQueueInit(sys, 4);
+        const efd = yield* sys.eventfd(5);
+        const buf = yield* sys.mmap(4096);
+        if (!r.ok || !efd.ok || !buf.ok) return 1;
+        queueSqe(sys, r.value, {
+          opcode: IORING_OP_NOP,
+          flags: 0,
+          fd: -1,
+          off: 0n,
+          addr: 0,
+          len: 0,
+          userData: 7n,
+        });
+        queueAsyncReads(sys, r.value, efd.value, buf.value, 1, false);
+        yield* ioUringSubmitAndWait(sys, r.value, 2, 2);
+        cqes = reapCqes(sys, r.value).map((c) => [Number(c.userData), c.res]);
+        const v = sys.task.mm!.view(buf.value, 8);
+        if (v.ok) data = v.value.getBigUint64(0, true);
+        return 0;
+      });
+      settle(k);
+      expect(cqes).toEqual([
+        [7, 0],
+        [1, 8],
+      ]);
+      expect(data).toBe(5n);
+      expect(k.stats.forks - forks0).toBe(1);
+      checkNoLeaks(k, boot0);
+    },
+  );
+
+  it('a read of an empty pipe arms poll instead of taking a worker, and completes when data arrives', () => {
+    const { k } = boot('linux-6.12');
+    let during = -1;
+    let cqes: [number, number][] = [];
+    spawn(k, 'app', function* (sys) {
+      const r = yield* ioUringQueueInit(sys, 4);
+      const p = yield* sys.pipe();
+      const buf = yield* sys.mmap(4096);
+      if (!r.ok || !p.ok || !buf.ok) return 1;
+      queueAsyncReads(sys, r.value, p.value[0], buf.value, 1, false);
+      yield* ioUringSubmitAndWait(sys, r.value, 1, 0);
+      during = workers(k).length;
+      yield* sys.write(p.value[1], new Uint8Array([1, 2, 3]));
+      yield* ioUringSubmitAndWait(sys, r.value, 0, 1);
+      cqes = reapCqes(sys, r.value).map((c) => [Number(c.userData), c.res]);
+      return 0;
+    });
+    settle(k);
+    expect(during).toBe(0);
+    expect(cqes).toEqual([[1, 3]]);
+  });
+
+  it('a write through the ring reaches the pipe', () => {
+    const { k } = boot('linux-6.1');
+    let read = '';
+    spawn(k, 'app', function* (sys) {
+      const r = yield* ioUringQueueInit(sys, 4);
+      const p = yield* sys.pipe();
+      const buf = yield* sys.mmap(4096);
+      if (!r.ok || !p.ok || !buf.ok) return 1;
+      sys.task.mm!.write(buf.value, new TextEncoder().encode('hello'));
+      queueSqe(sys, r.value, {
+        opcode: IORING_OP_WRITE,
+        flags: IOSQE_ASYNC,
+        fd: p.value[1],
+        off: 0n,
+        addr: buf.value,
+        len: 5,
+        userData: 1n,
+      });
+      yield* ioUringSubmitAndWait(sys, r.value, 1, 1);
+      const got = yield* sys.read(p.value[0], 16);
+      if (got.ok) read = new TextDecoder().decode(got.value);
+      return 0;
+    });
+    settle(k);
+    expect(read).toBe('hello');
+  });
+});
+
+describe('io-wq workers', () => {
+  it.each(PROFILES.map((p) => p.name))(
+    'IOSQE_ASYNC reads each get a worker thread of the submitter named iou-wrk-<pid> on %s',
+    (profile) => {
+      const { k, boot0 } = boot(profile);
+      let app: Task | null = null;
+      let seen: Task[] = [];
+      app = spawn(k, 'app', function* (sys) {
+        const r = yield* ioUringQueueInit(sys, 8);
+        const p = yield* sys.pipe();
+        const buf = yield* sys.mmap(4096);
+        if (!r.ok || !p.ok || !buf.ok) return 1;
+        queueAsyncReads(sys, r.value, p.value[0], buf.value, 5);
+        yield* ioUringSubmitAndWait(sys, r.value, 5, 0);
+        yield* sys.nanosleep(1_000_000);
+        seen = workers(k);
+        yield* sys.write(p.value[1], new Uint8Array(40));
+        yield* ioUringSubmitAndWait(sys, r.value, 0, 5);
+        return reapCqes(sys, r.value).every((c) => c.res === 8) ? 0 : 1;
+      });
+      settle(k);
+      const a = app as Task;
+      expect(seen).toHaveLength(5);
+      const pf = k.profile;
+      for (const w of seen) {
+        expect(w.comm).toBe(`iou-wrk-${a.pid}`);
+        expect(w.tgid).toBe(a.pid);
+        expect(w.flags & PF_IO_WORKER).toBeTruthy();
+        expect(w.flags & PF_KTHREAD).toBe(0);
+        expect(Boolean(w.flags & PF_NO_SETAFFINITY)).toBe(pf.ioWorkerNoSetaffinity);
+        const uw =
+          pf.ioWorkerApi === 'kernel-worker'
+            ? PF_USER_WORKER_V5
+            : pf.ioThreadIsUserWorker
+              ? PF_USER_WORKER
+              : 0;
+        if (uw) expect(w.flags & uw).toBe(uw);
+        else expect(w.flags & (PF_USER_WORKER | PF_USER_WORKER_V5)).toBe(0);
+        expect(w.cred.uid).toBe(a.cred.uid);
+        expect(w.cgroups).toEqual(a.cgroups);
+      }
+      expect(a.exitCode).toBe(0);
+      checkNoLeaks(k, boot0);
+    },
+  );
+
+  it('the unbound limit starts at RLIMIT_NPROC and the bound one at min(SQ entries, 4 × CPUs)', () => {
+    const { k } = boot('linux-6.12');
+    let limits: [number, number] | null = null;
+    spawn(
+      k,
+      'app',
+      function* (sys) {
+        const r = yield* ioUringQueueInit(sys, 64);
+        if (!r.ok) return 1;
+        const got = yield* ioUringRegisterIowqMaxWorkers(sys, r.value, 0, 0);
+        if (got.ok) limits = got.value;
+        return 0;
+      },
+      { rlimits: { [RLIMIT_NPROC]: { cur: 321, max: 321 } } },
+    );
+    settle(k);
+    expect(limits).toEqual([Math.min(64, 4 * k.nrCpus), 321]);
+  });
+
+  it('IORING_REGISTER_IOWQ_MAX_WORKERS returns the old limits, leaves a 0 unchanged and caps at RLIMIT_NPROC', () => {
+    const { k } = boot('linux-6.12');
+    const got: unknown[] = [];
+    spawn(
+      k,
+      'app',
+      function* (sys) {
+        const r = yield* ioUringQueueInit(sys, 8);
+        if (!r.ok) return 1;
+        for (const [b, u] of [
+          [2, 3],
+          [0, 0],
+          [0, 5000],
+          [0, 0],
+        ] as const) {
+          const x = yield* ioUringRegisterIowqMaxWorkers(sys, r.value, b, u);
+          got.push(x.ok ? x.value : x.errno);
+        }
+        return 0;
+      },
+      { rlimits: { [RLIMIT_NPROC]: { cur: 1000, max: 1000 } } },
+    );
+    settle(k);
+    expect(got).toEqual([
+      [8, 1000],
+      [2, 3],
+      [2, 3],
+      [2, 1000],
+    ]);
+  });
+
+  it.each(['linux-5.15', 'linux-6.12', 'seed-v5'])(
+    'IOSQE_ASYNC creates no more unbound workers than max_workers on %s',
+    (profile) => {
+      const { k, boot0 } = boot(profile);
+      let seen = 0;
+      spawn(k, 'app', function* (sys) {
+        const r = yield* ioUringQueueInit(sys, 16);
+        const p = yield* sys.pipe();
+        const buf = yield* sys.mmap(4096);
+        if (!r.ok || !p.ok || !buf.ok) return 1;
+        yield* ioUringRegisterIowqMaxWorkers(sys, r.value, 0, 3);
+        queueAsyncReads(sys, r.value, p.value[0], buf.value, 10);
+        yield* ioUringSubmitAndWait(sys, r.value, 10, 0);
+        yield* sys.nanosleep(1_000_000);
+        seen = workers(k).length;
+        yield* sys.write(p.value[1], new Uint8Array(80));
+        yield* ioUringSubmitAndWait(sys, r.value, 0, 10);
+        return reapCqes(sys, r.value).length === 10 ? 0 : 1;
+      });
+      settle(k);
+      expect(seen).toBe(3);
+      checkNoLeaks(k, boot0);
+    },
+  );
+
+  it.each(PROFILES.map((p) => p.name))(
+    'a worker creation refused by RLIMIT_NPROC is retried as the era does on %s',
+    (profile) => {
+      const { k, boot0 } = boot(profile);
+      const nprocAt0 = [...k.ucounts.all()].find((u) => u.uid === 1000)?.nproc ?? 0;
+      const res: number[] = [];
+      spawn(
+        k,
+        'app',
+        function* (sys) {
+          const r = yield* ioUringQueueInit(sys, 4);
+          const efd = yield* sys.eventfd(0);
+          const buf = yield* sys.mmap(4096);
+          if (!r.ok || !efd.ok || !buf.ok) return 1;
+          queueAsyncReads(sys, r.value, efd.value, buf.value, 1);
+          yield* ioUringSubmitAndWait(sys, r.value, 1, 0);
+          // let the retries run, then make room for one more task and provide the data
+          yield* sys.nanosleep(50_000_000);
+          yield* sys.setrlimit(RLIMIT_NPROC, { cur: 2, max: 2 });
+          yield* sys.write(efd.value, new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]));
+          yield* ioUringSubmitAndWait(sys, r.value, 0, 1);
+          for (const c of reapCqes(sys, r.value)) res.push(c.res);
+          return 0;
+        },
+        { uid: 1000, rlimits: { [RLIMIT_NPROC]: { cur: 1, max: 2 } } },
+      );
+      settle(k, 5_000_000);
+      const limit = k.profile.ioWorkerInitLimit;
+      // with WORKER_INIT_LIMIT the request is cancelled once the retries are used up;
+      // without it the creation is retried until it succeeds
+      expect(res).toEqual(limit === null ? [8] : [-Errno.ECANCELED]);
+      expect([...k.ucounts.all()].find((u) => u.uid === 1000)?.nproc ?? 0).toBe(nprocAt0);
+      checkNoLeaks(k, boot0);
+    },
+  );
+
+  it('a worker creation refused by pids.max counts a pids.events max event per attempt', () => {
+    const { k, boot0 } = boot('linux-6.12');
+    const cg = makeCgroup(k, '/app', { pidsMax: 1 });
+    spawn(
+      k,
+      'app',
+      function* (sys) {
+        const r = yield* ioUringQueueInit(sys, 4);
+        const efd = yield* sys.eventfd(1);
+        const buf = yield* sys.mmap(4096);
+        if (!r.ok || !efd.ok || !buf.ok) return 1;
+        queueAsyncReads(sys, r.value, efd.value, buf.value, 1);
+        yield* ioUringSubmitAndWait(sys, r.value, 1, 1);
+        return reapCqes(sys, r.value)[0]?.res === -Errno.ECANCELED ? 0 : 1;
+      },
+      { cgroup: cg },
+    );
+    settle(k);
+    // the first attempt plus WORKER_INIT_LIMIT retries
+    expect(cg.pids.eventsMax).toBe(1 + k.profile.ioWorkerInitLimit!);
+    checkNoLeaks(k, boot0);
+  });
+
+  it.each(['linux-5.15', 'linux-6.18'])(
+    'idle workers exit after WORKER_IDLE_TIMEOUT except the last of the account on %s',
+    (profile) => {
+      const { k } = boot(profile);
+      const counts: number[] = [];
+      spawn(k, 'app', function* (sys) {
+        const r = yield* ioUringQueueInit(sys, 8);
+        const efd = yield* sys.eventfd(0);
+        const buf = yield* sys.mmap(4096);
+        if (!r.ok || !efd.ok || !buf.ok) return 1;
+        queueAsyncReads(sys, r.value, efd.value, buf.value, 4);
+        yield* ioUringSubmitAndWait(sys, r.value, 4, 0);
+        for (let i = 0; i < 4; i++) yield* sys.write(efd.value, new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]));
+        yield* ioUringSubmitAndWait(sys, r.value, 0, 4);
+        counts.push(workers(k).length);
+        yield* sys.nanosleep(WORKER_IDLE_TIMEOUT_NS / 2);
+        counts.push(workers(k).length);
+        yield* sys.nanosleep(WORKER_IDLE_TIMEOUT_NS * 2);
+        counts.push(workers(k).length);
+        return 0;
+      });
+      settle(k);
+      expect(counts).toEqual([4, 4, 1]);
+    },
+  );
+
+  it('exec cancels the requests and ends the workers; the ring fd is close-on-exec', () => {
+    const { k, boot0 } = boot('linux-6.12');
+    let before = 0;
+    let after = -1;
+    spawn(k, 'app', function* (sys) {
+      const r = yield* ioUringQueueInit(sys, 4);
+      const p = yield* sys.pipe();
+      const buf = yield* sys.mmap(4096);
+      if (!r.ok || !p.ok || !buf.ok) return 1;
+      queueAsyncReads(sys, r.value, p.value[0], buf.value, 2);
+      yield* ioUringSubmitAndWait(sys, r.value, 2, 0);
+      yield* sys.nanosleep(1_000_000);
+      before = workers(k).length;
+      const ringFd = r.value.fd;
+      yield* sys.execve('/bin/true', function* (s2) {
+        after = workers(k).length;
+        return s2.task.files!.get(ringFd) ? 1 : 0;
+      });
+      return 1;
+    });
+    settle(k);
+    expect(before).toBe(2);
+    expect(after).toBe(0);
+    checkNoLeaks(k, boot0);
+  });
+
+  it.each(PROFILES.map((p) => p.name))(
+    'a SIGKILL of the submitter ends its workers, blocked or idle, and leaves nothing behind on %s',
+    (profile) => {
+      const { k, boot0 } = boot(profile);
+      let before = 0;
+      const app = spawn(k, 'app', function* (sys) {
+        const r = yield* ioUringQueueInit(sys, 8);
+        const p = yield* sys.pipe();
+        const buf = yield* sys.mmap(4096);
+        if (!r.ok || !p.ok || !buf.ok) return 1;
+        queueAsyncReads(sys, r.value, p.value[0], buf.value, 3);
+        yield* ioUringSubmitAndWait(sys, r.value, 3, 0);
+        yield* sys.nanosleep(1_000_000);
+        before = workers(k).length;
+        yield* ioUringSubmitAndWait(sys, r.value, 0, 3);
+        return 0;
+      });
+      spawn(k, 'killer', function* (sys) {
+        yield* sys.nanosleep(5_000_000);
+        yield* sys.kill(app.pid, 9);
+        yield* sys.wait4(-1);
+        return 0;
+      });
+      k.run({ until: () => before > 0 });
+      settle(k);
+      expect(before).toBe(3);
+      expect(workers(k)).toHaveLength(0);
+      expect(app.exitCode & 0x7f).toBe(9);
+      checkNoLeaks(k, boot0);
+    },
+  );
+
+  it('io_uring_enter on a file that is not an io_uring fails with EOPNOTSUPP', () => {
+    const { k } = boot('linux-6.12');
+    let r: unknown = null;
+    spawn(k, 'app', function* (sys) {
+      const efd = yield* sys.eventfd(0);
+      if (!efd.ok) return 1;
+      const x = yield* ioUringEnter(sys, efd.value, 1, 0, 0);
+      r = x.ok ? 'ok' : x.errno;
+      return 0;
+    });
+    settle(k);
+    expect(r).toBe(Errno.EOPNOTSUPP);
+  });
+});
+
+describe('SQPOLL', () => {
+  it.each(['linux-5.15', 'linux-6.12', 'seed-v5'])(
+    'the SQ thread iou-sqp-<pid> submits, its io-wq workers are named after it, it sleeps with NEED_WAKEUP when idle, and it outlives a close of the still-mapped ring on %s',
+    (profile) => {
+      const { k, boot0 } = boot(profile);
+      let sqp: Task[] = [];
+      let wrk: Task[] = [];
+      let needWakeup = 0;
+      let res: number[] = [];
+      let sqpAfterClose = -1;
+      const app = spawn(k, 'app', function* (sys) {
+        const r = yield* ioUringQueueInit(sys, 4, { flags: IORING_SETUP_SQPOLL, sqThreadIdleMs: 2 });
+        const p = yield* sys.pipe();
+        const buf = yield* sys.mmap(4096);
+        if (!r.ok || !p.ok || !buf.ok) return 1;
+        sqp = tasksNamed(k, /^iou-sqp-/);
+        queueAsyncReads(sys, r.value, p.value[0], buf.value, 2);
+        yield* ioUringSubmitAndWait(sys, r.value, 2, 0);
+        yield* sys.nanosleep(10_000_000);
+        wrk = workers(k);
+        const v = sys.task.mm!.view(r.value.ring + r.value.params.sqOff.flags, 4);
+        needWakeup = v.ok ? v.value.getUint32(0, true) & IORING_SQ_NEED_WAKEUP : -1;
+        yield* sys.write(p.value[1], new Uint8Array(16));
+        yield* ioUringSubmitAndWait(sys, r.value, 0, 2);
+        res = reapCqes(sys, r.value).map((c) => c.res);
+        // the rings stay mapped, so the ring (and its SQ thread) lives until exit_group
+        yield* sys.close(r.value.fd);
+        yield* sys.nanosleep(1_000_000);
+        sqpAfterClose = tasksNamed(k, /^iou-sqp-/).length;
+        return yield* sys.exitGroup(0);
+      });
+      settle(k);
+      expect(sqp.map((t) => [t.comm, t.tgid])).toEqual([[`iou-sqp-${app.pid}`, app.pid]]);
+      expect(sqp[0]!.flags & PF_IO_WORKER).toBeTruthy();
+      expect(wrk.map((t) => t.comm)).toEqual([`iou-wrk-${sqp[0]!.pid}`, `iou-wrk-${sqp[0]!.pid}`]);
+      expect(needWakeup).toBe(IORING_SQ_NEED_WAKEUP);
+      expect(res).toEqual([8, 8]);
+      expect(sqpAfterClose).toBe(1);
+      expect(ioWqOf(app)).toBeNull();
+      checkNoLeaks(k, boot0);
+    },
+  );
+
+  it('SQPOLL setup fails with the copy_process error when RLIMIT_NPROC leaves no room', () => {
+    const { k } = boot('linux-6.12');
+    let r: unknown = null;
+    spawn(
+      k,
+      'app',
+      function* (sys) {
+        const x = yield* ioUringQueueInit(sys, 4, { flags: IORING_SETUP_SQPOLL });
+        r = x.ok ? 'ok' : x.errno;
+        return 0;
+      },
+      { uid: 1000, rlimits: { [RLIMIT_NPROC]: { cur: 1, max: 1 } } },
+    );
+    settle(k);
+    expect(r).toBe(Errno.EAGAIN);
+  });
+});
