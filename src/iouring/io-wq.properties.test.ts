@@ -1,9 +1,11 @@
 /**
  * io-wq invariants over random submissions (fast-check): on any profile, seed, RLIMIT_NPROC,
  * pids.max and unbound limit, and any mix of async and inline reads and NOPs,
- *  - every io-wq worker is a thread of the submitter, charged to its uid and cgroup;
- *  - the unbound workers never outnumber the unbound limit nor push the uid past RLIMIT_NPROC
- *    or the cgroup past pids.max;
+ *  - every io-wq worker is a thread of the submitter, charged to its uid and cgroup; on the
+ *    kthread era (5.10) a kthread of root in the root cgroup, whose unbound workers are
+ *    charged to the submitter's uid on top of its tasks;
+ *  - the unbound workers never outnumber the unbound limit nor push the uid's tasks past
+ *    RLIMIT_NPROC or the cgroup past pids.max;
  *  - every request completes exactly once;
  *  - after exit_group, every task, RLIMIT_NPROC count and pids charge is back to its boot value.
  */
@@ -13,7 +15,8 @@ import { checkNoLeaks } from '../kernel/invariants.js';
 import { RLIMIT_NPROC } from '../kernel/rlimit.js';
 import { bootKernel, makeCgroup, settle, spawn, tasksNamed } from '../kernel/testing.js';
 import { PROFILES } from '../profiles/eras.js';
-import { ioWqOf, registerIoUring } from './io_uring.js';
+import { ioUringExpectation } from './expectations.js';
+import { ioWqOf, registerIoUring, ringIoWqsOf } from './io_uring.js';
 import { IORING_OP_NOP, IORING_OP_READ, IOSQE_ASYNC } from './uapi.js';
 import {
   ioUringQueueInit,
@@ -47,11 +50,14 @@ describe('io-wq invariants', () => {
     fc.assert(
       fc.property(caseArb, (c) => {
         const k = bootKernel({ profile: c.profile, seed: c.seed });
+        const kthreadEra = ioUringExpectation(c.profile).workerKind === 'kthread';
+        const workerRe = /^(iou-wrk-|io_wqe_worker-)/;
         registerIoUring(k);
         const boot0 = { nrThreads: k.nrThreads };
         const cg = makeCgroup(k, '/app', c.pidsMax === null ? {} : { pidsMax: c.pidsMax });
         let maxWorkers = 0;
         let submitted = 0;
+        let asyncSubmitted = 0;
         const completions: bigint[] = [];
         const app = spawn(
           k,
@@ -78,10 +84,11 @@ describe('io-wq invariants', () => {
               for (let i = 0; i < b.reads; i++) n += queue(IORING_OP_READ, 0) ? 1 : 0;
               for (let i = 0; i < b.asyncReads; i++) n += queue(IORING_OP_READ, IOSQE_ASYNC) ? 1 : 0;
               for (let i = 0; i < b.nops; i++) n += queue(IORING_OP_NOP, IOSQE_ASYNC) ? 1 : 0;
+              asyncSubmitted += b.asyncReads + b.nops;
               const s = yield* ioUringSubmitAndWait(sys, r.value, n, 0);
               if (s.ok) submitted += s.value;
               yield* sys.nanosleep(200_000);
-              maxWorkers = Math.max(maxWorkers, tasksNamed(k, /^iou-wrk-/).length);
+              maxWorkers = Math.max(maxWorkers, tasksNamed(k, workerRe).length);
               completions.push(...reapCqes(sys, r.value).map((x) => x.userData));
             }
             if (c.feed) {
@@ -93,27 +100,32 @@ describe('io-wq invariants', () => {
           },
           { uid: 1000, cgroup: cg, rlimits: { [RLIMIT_NPROC]: { cur: c.nproc, max: c.nproc } } },
         );
-        // every worker made so far is a thread of app, with its uid and cgroup
+        // every worker made so far is a thread of app, with its uid and cgroup (or a root kthread)
         const seen = new Set<number>();
         const watch = () => {
-          for (const t of tasksNamed(k, /^iou-wrk-/)) {
+          for (const t of tasksNamed(k, workerRe)) {
             if (seen.has(t.pid)) continue;
             seen.add(t.pid);
-            expect(t.tgid).toBe(app.pid);
-            expect(t.cred.uid).toBe(1000);
-            expect(t.cgroups[0]).toBe(cg);
+            expect(t.tgid).toBe(kthreadEra ? t.pid : app.pid);
+            expect(t.cred.uid).toBe(kthreadEra ? 0 : 1000);
+            if (kthreadEra) expect(t.cgroups[0]!.path).toBe('/');
+            else expect(t.cgroups[0]).toBe(cg);
           }
-          const nproc = [...k.ucounts.all()].find((u) => u.uid === 1000)?.nproc ?? 0;
+          const uc = [...k.ucounts.all()].find((u) => u.uid === 1000);
+          const nproc = (uc?.nproc ?? 0) - (uc ? (k.nprocCharges.get(uc) ?? 0) : 0);
           expect(nproc).toBeLessThanOrEqual(c.nproc);
           if (c.pidsMax !== null) expect(cg.pids.counter).toBeLessThanOrEqual(c.pidsMax);
           const wq = ioWqOf(app);
           if (wq) expect(wq.acct[1].nrWorkers).toBeLessThanOrEqual(c.maxUnbound || c.nproc);
+          for (const kwq of ringIoWqsOf(app))
+            expect(kwq.acct[0].nrWorkers + kwq.acct[1].nrWorkers).toBeLessThanOrEqual(1 + asyncSubmitted);
           return false;
         };
         k.run({ until: watch, maxSteps: 2_000_000 });
         settle(k, 2_000_000);
         // NOPs are bound work (at most min(SQ entries, 4 × CPUs) workers); reads of a pipe are unbound
-        expect(maxWorkers).toBeLessThanOrEqual((c.maxUnbound || c.nproc) + 4 * k.nrCpus);
+        if (kthreadEra) expect(maxWorkers).toBeLessThanOrEqual(1 + asyncSubmitted);
+        else expect(maxWorkers).toBeLessThanOrEqual((c.maxUnbound || c.nproc) + 4 * k.nrCpus);
         expect(new Set(completions).size).toBe(completions.length);
         // fed with enough bytes, every read completes unless a worker it waits for could not be
         // made (then it stays queued while creation is retried, or is cancelled)

@@ -20,6 +20,7 @@ import type { Sys } from '../kernel/syscalls.js';
 import type { Task } from '../kernel/task.js';
 import { bootKernel, makeCgroup, settle, spawn, tasksNamed } from '../kernel/testing.js';
 import { PROFILES } from '../profiles/eras.js';
+import { ioUringExpectation, THREAD_WORKER_PROFILES } from './expectations.js';
 import { ioUringEnter, ioUringSetup, ioWqOf, registerIoUring } from './io_uring.js';
 import { WORKER_IDLE_TIMEOUT_NS } from './io-wq.js';
 import {
@@ -48,7 +49,8 @@ function boot(profile: string): { k: Kernel; boot0: { nrThreads: number } } {
   return { k, boot0: { nrThreads: k.nrThreads } };
 }
 
-const workers = (k: Kernel) => tasksNamed(k, /^iou-wrk-/);
+/** the io-wq workers: iou-wrk-<pid> threads, or io_wqe_worker-<acct>/<node> kthreads (5.10) */
+const workers = (k: Kernel) => tasksNamed(k, /^(iou-wrk-|io_wqe_worker-)/);
 
 /** Queue `n` IOSQE_ASYNC reads of 8 bytes from `fd` into `buf`. */
 function queueAsyncReads(sys: Sys, r: UserRing, fd: number, buf: number, n: number, async = true): void {
@@ -117,7 +119,7 @@ describe('io_uring_setup', () => {
 
 describe('submission and completion', () => {
   it.each(PROFILES.map((p) => p.name))(
-    'a NOP and a read of a ready eventfd complete inline, without io-wq workers, on %s',
+    'a NOP and a read of a ready eventfd complete inline, making no task beyond what setup makes, on %s',
     (profile) => {
       const { k, boot0 } = boot(profile);
       const forks0 = k.stats.forks;
@@ -150,7 +152,8 @@ describe('submission and completion', () => {
         [1, 8],
       ]);
       expect(data).toBe(5n);
-      expect(k.stats.forks - forks0).toBe(1);
+      // the app, plus the io_wq_manager and its fixed worker where setup makes them (5.10)
+      expect(k.stats.forks - forks0).toBe(1 + ioUringExpectation(profile).setupTasks);
       checkNoLeaks(k, boot0);
     },
   );
@@ -206,7 +209,7 @@ describe('submission and completion', () => {
 });
 
 describe('io-wq workers', () => {
-  it.each(PROFILES.map((p) => p.name))(
+  it.each(THREAD_WORKER_PROFILES)(
     'IOSQE_ASYNC reads each get a worker thread of the submitter named iou-wrk-<pid> on %s',
     (profile) => {
       const { k, boot0 } = boot(profile);
@@ -230,7 +233,7 @@ describe('io-wq workers', () => {
       expect(seen).toHaveLength(5);
       const pf = k.profile;
       for (const w of seen) {
-        expect(w.comm).toBe(`iou-wrk-${a.pid}`);
+        expect(w.comm).toBe(ioUringExpectation(profile).workerComm(a.pid, 1));
         expect(w.tgid).toBe(a.pid);
         expect(w.flags & PF_IO_WORKER).toBeTruthy();
         expect(w.flags & PF_KTHREAD).toBe(0);
@@ -248,6 +251,23 @@ describe('io-wq workers', () => {
       }
       expect(a.exitCode).toBe(0);
       checkNoLeaks(k, boot0);
+    },
+  );
+
+  it.each(PROFILES.map((p) => p.name))(
+    'IORING_REGISTER_IOWQ_MAX_WORKERS answers as its era does on %s',
+    (profile) => {
+      const { k } = boot(profile);
+      let got: unknown = null;
+      spawn(k, 'app', function* (sys) {
+        const r = yield* ioUringQueueInit(sys, 8);
+        if (!r.ok) return 1;
+        const x = yield* ioUringRegisterIowqMaxWorkers(sys, r.value, 0, 0);
+        got = x.ok ? 'ok' : x.errno;
+        return 0;
+      });
+      settle(k);
+      expect(got).toBe(ioUringExpectation(profile).registerIowqMaxWorkers);
     },
   );
 
@@ -326,7 +346,7 @@ describe('io-wq workers', () => {
     },
   );
 
-  it.each(PROFILES.map((p) => p.name))(
+  it.each(THREAD_WORKER_PROFILES)(
     'a worker creation refused by RLIMIT_NPROC is retried as the era does on %s',
     (profile) => {
       const { k, boot0 } = boot(profile);
@@ -523,6 +543,27 @@ describe('SQPOLL', () => {
       expect(res).toEqual([8, 8]);
       expect(sqpAfterClose).toBe(1);
       expect(ioWqOf(app)).toBeNull();
+      checkNoLeaks(k, boot0);
+    },
+  );
+
+  it.each(PROFILES.map((p) => p.name))(
+    'IORING_SETUP_SQPOLL by a user without CAP_SYS_ADMIN answers as its era does on %s',
+    (profile) => {
+      const { k, boot0 } = boot(profile);
+      let r: unknown = null;
+      spawn(
+        k,
+        'app',
+        function* (sys) {
+          const x = yield* ioUringQueueInit(sys, 4, { flags: IORING_SETUP_SQPOLL });
+          r = x.ok ? 'ok' : x.errno;
+          return yield* sys.exitGroup(0);
+        },
+        { uid: 1000 },
+      );
+      settle(k);
+      expect(r).toBe(ioUringExpectation(profile).sqpollUnprivileged);
       checkNoLeaks(k, boot0);
     },
   );

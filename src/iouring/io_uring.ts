@@ -11,9 +11,11 @@
  * and only IOSQE_ASYNC sends it to io-wq; there it blocks the worker (5.15) or, from v5.16's
  * "async hybrid mode", is issued non-blocking and arms poll (profile `ioWqArmsPoll`).
  */
+import { CAP_SYS_ADMIN, type Cred, capable } from '../kernel/cred.js';
 import { Errno, err, ok, type Result } from '../kernel/errno.js';
 import { File, type FileOps, O_CLOEXEC, O_NONBLOCK } from '../kernel/files.js';
 import type { Kernel } from '../kernel/kernel.js';
+import type { MM } from '../kernel/mm.js';
 import { RLIMIT_NOFILE } from '../kernel/rlimit.js';
 import { type KGen, Op, WaitQueue } from '../kernel/sched.js';
 import { TASK_INTERRUPTIBLE, TASK_RUNNING } from '../kernel/sched-consts.js';
@@ -34,6 +36,13 @@ import {
   ioWqMaxWorkers,
   ioWqPutAndExit,
 } from './io-wq.js';
+import {
+  type IoWqKthread,
+  ioWqKthreadCancelCb,
+  ioWqKthreadCreate,
+  ioWqKthreadDestroy,
+  ioWqKthreadEnqueue,
+} from './io-wq-kthread.js';
 import { Rings } from './rings.js';
 import { ioSqOffloadCreate, ioSqThreadStop, type SqData } from './sqpoll.js';
 import {
@@ -42,6 +51,7 @@ import {
   IORING_ENTER_GETEVENTS,
   IORING_ENTER_SQ_WAIT,
   IORING_ENTER_SQ_WAKEUP,
+  IORING_FEAT_SQPOLL_NONFIXED,
   IORING_MAX_CQ_ENTRIES,
   IORING_MAX_ENTRIES,
   IORING_OFF_CQ_RING,
@@ -80,6 +90,8 @@ export class IoRingCtx {
   readonly polls = new Set<IoKiocb>();
   /** percpu_ref_kill(&ctx->refs) ran: the ring file was released */
   dead = false;
+  /** ctx->io_wq: the ring's own io-wq where workers are kthreads (`ioWorkerApi` 'kthread') */
+  ioWq: IoWqKthread<IoKiocb> | null = null;
   constructor(
     readonly flags: number,
     sqEntries: number,
@@ -115,6 +127,9 @@ export class IoKiocb implements IoWqWork {
   pollWake: (() => void) | null = null;
   pollQueue: WaitQueue | null = null;
   done = false;
+  /** work->mm and work->creds, taken when the request goes async (v5.10 io_req_init_async) */
+  mm: MM | null = null;
+  creds: Cred | null = null;
   constructor(
     readonly ctx: IoRingCtx,
     /** req->task: the submitter, whose tctx counts it and who runs its task_work */
@@ -139,6 +154,11 @@ export function ioWqOf(t: Task): IoWq<IoKiocb> | null {
   return tctxOf.get(t)?.ioWq ?? null;
 }
 
+/** The io-wqs of the rings a task uses, where the era gives each ring its own (v5.10; for tests and views). */
+export function ringIoWqsOf(t: Task): IoWqKthread<IoKiocb>[] {
+  return [...(tctxOf.get(t)?.ctxs ?? [])].flatMap((c) => (c.ioWq ? [c.ioWq] : []));
+}
+
 const IO_WQ_OPS = {
   doWork: ioWqSubmitWork,
   cancel: (k: Kernel, req: IoKiocb) => ioReqComplete(k, req, -Errno.ECANCELED),
@@ -152,7 +172,8 @@ const IO_WQ_OPS = {
 export function ioUringAllocTaskContext(k: Kernel, task: Task, ctx: IoRingCtx): IoUringTask {
   const tctx = new IoUringTask();
   const concurrency = Math.min(ctx.sqEntries, 4 * k.nrCpus);
-  tctx.ioWq = ioWqCreate(k, concurrency, task, IO_WQ_OPS);
+  // fs/io_uring.c of v5.10: the tctx has no io-wq, the ring has (io_init_wq_offload)
+  if (k.profile.ioWorkerApi !== 'kthread') tctx.ioWq = ioWqCreate(k, concurrency, task, IO_WQ_OPS);
   tctxOf.set(task, tctx);
   return tctx;
 }
@@ -200,6 +221,10 @@ function ioRingCtxKill(k: Kernel, ctx: IoRingCtx): void {
   if (ctx.dead) return;
   ctx.dead = true;
   ioUringTryCancelRequests(k, ctx, null);
+  if (ctx.ioWq) {
+    ioWqKthreadDestroy(k, ctx.ioWq);
+    ctx.ioWq = null;
+  }
   if (ctx.sqData) {
     ctx.sqData.ctxs.delete(ctx);
     if (ctx.sqData.ctxs.size === 0) ioSqThreadStop(k, ctx.sqData);
@@ -215,6 +240,7 @@ function ioRingCtxKill(k: Kernel, ctx: IoRingCtx): void {
  */
 function ioUringTryCancelRequests(k: Kernel, ctx: IoRingCtx, task: Task | null): boolean {
   let found = false;
+  if (ctx.ioWq && ioWqKthreadCancelCb(k, ctx.ioWq, (r) => !task || r.task === task) > 0) found = true;
   const users = task ? [task] : [...ctx.tctxList];
   for (const t of users) {
     const wq = tctxOf.get(t)?.ioWq;
@@ -281,8 +307,26 @@ function* ioUringSetupBody(sys: Sys, entriesIn: number, paramsAddr: number): KGe
   if (p.flags & IORING_SETUP_SQ_AFF && !(p.flags & IORING_SETUP_SQPOLL)) return err(Errno.EINVAL);
   const ctx = new IoRingCtx(p.flags, sqEntries, cqEntries, k.profile.ioRingsPackedHeadTail);
   if (p.flags & IORING_SETUP_SQPOLL) {
-    const r = ioSqOffloadCreate(k, ctx, p.sqThreadIdle, p.flags & IORING_SETUP_SQ_AFF ? p.sqThreadCpu : -1);
+    // io_sq_offload_create() of v5.10: `if (!capable(CAP_SYS_ADMIN)) goto err;` with -EPERM
+    if (k.profile.ioSqpollNeedsSysAdmin && !capable(k, t.cred, CAP_SYS_ADMIN)) return err(Errno.EPERM);
+    const r = yield* ioSqOffloadCreate(
+      k,
+      ctx,
+      p.sqThreadIdle,
+      p.flags & IORING_SETUP_SQ_AFF ? p.sqThreadCpu : -1,
+    );
     if (!r.ok) return r;
+  }
+  if (k.profile.ioWorkerApi === 'kthread') {
+    // io_init_wq_offload(), v5.10: the ring's io-wq, bound limit min(SQ entries, 4 × online
+    // CPUs), wq->user = ctx->user (the creator's)
+    const concurrency = Math.min(sqEntries, 4 * k.nrCpus);
+    const r = yield* ioWqKthreadCreate(k, concurrency, t.cred.ucounts, IO_WQ_OPS);
+    if (!r.ok) {
+      ioRingCtxKill(k, ctx);
+      return r;
+    }
+    ctx.ioWq = r.value;
   }
   p.sqEntries = sqEntries;
   p.cqEntries = cqEntries;
@@ -409,6 +453,8 @@ export function* ioUringRegister(
 ): KGen<Result<number>> {
   return yield* sys.invoke(function* () {
     const k = sys.k;
+    // before v5.15 the opcode is >= IORING_REGISTER_LAST: EINVAL before the fd is looked at
+    if (!k.profile.ioRegisterIowqMaxWorkers) return err(Errno.EINVAL);
     const f = sys.task.files?.get(fd);
     if (!f) return err(Errno.EBADF);
     if (f.ops !== IO_URING_FOPS) return err(Errno.EOPNOTSUPP);
@@ -484,7 +530,11 @@ function* ioQueueSqe(k: Kernel, req: IoKiocb): KGen<void> {
     req.sqe.flags & (IOSQE_FIXED_FILE | IOSQE_IO_LINK | IOSQE_IO_HARDLINK)
   )
     return ioReqComplete(k, req, -Errno.EINVAL);
-  if (op !== IORING_OP_NOP && !req.file) return ioReqComplete(k, req, -Errno.EBADF);
+  // io_req_set_file() before IORING_FEAT_SQPOLL_NONFIXED (v5.10): `if (!fixed &&
+  // io_async_submit(ctx)) return -EBADF;` (SQPOLL takes registered files only)
+  const sqpollFixedOnly =
+    req.ctx.flags & IORING_SETUP_SQPOLL && !(k.profile.ioUringFeatures & IORING_FEAT_SQPOLL_NONFIXED);
+  if (op !== IORING_OP_NOP && (!req.file || sqpollFixedOnly)) return ioReqComplete(k, req, -Errno.EBADF);
   if (req.forceAsync) return ioQueueIowq(k, req);
   const res = yield* ioIssueSqe(k, req, true);
   if (res !== -Errno.EAGAIN) return ioReqComplete(k, req, res);
@@ -496,18 +546,26 @@ function* ioQueueSqe(k: Kernel, req: IoKiocb): KGen<void> {
 /**
  * models io_prep_async_work() + io_queue_iowq(), v6.12: IOSQE_ASYNC work is
  * IO_WQ_WORK_CONCURRENT; READ/WRITE on a non-regular file is IO_WQ_WORK_UNBOUND
- * (unbound_nonreg_file); NOP is bound. Queued on the submitter's io-wq.
+ * (unbound_nonreg_file); NOP is bound. Queued on the submitter's io-wq, or on the ring's
+ * where the era has one (v5.10 io_queue_async_work → io_wq_enqueue(ctx->io_wq)).
  */
 function ioQueueIowq(k: Kernel, req: IoKiocb): void {
   if (req.forceAsync) req.flags |= IO_WQ_WORK_CONCURRENT;
   if (req.file && req.sqe.opcode !== IORING_OP_NOP) req.flags |= IO_WQ_WORK_UNBOUND;
-  const wq = tctxOf.get(req.task)?.ioWq;
-  if (!wq) throw new Error(`io_queue_iowq: ${req.task} has no io-wq`);
   if (k.trace.enabled)
     k.emit(
       'io_uring_queue_async_work',
       `user_data=0x${req.sqe.userData.toString(16)} opcode=${req.sqe.opcode} ${req.flags & IO_WQ_WORK_UNBOUND ? 'unbound' : 'bound'} queue`,
     );
+  const kwq = req.ctx.ioWq;
+  if (kwq) {
+    // v5.10 io_req_init_async(): READ/WRITE need the submitter's mm; every request its creds
+    if (req.sqe.opcode !== IORING_OP_NOP) req.mm = k.current!.mm;
+    req.creds = k.current!.cred;
+    return ioWqKthreadEnqueue(k, kwq, req);
+  }
+  const wq = tctxOf.get(req.task)?.ioWq;
+  if (!wq) throw new Error(`io_queue_iowq: ${req.task} has no io-wq`);
   ioWqEnqueue(k, wq, req);
 }
 

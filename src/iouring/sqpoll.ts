@@ -13,6 +13,7 @@ import { Errno, err, ok, type Result } from '../kernel/errno.js';
 import { doExit } from '../kernel/exit.js';
 import { createIoThread } from '../kernel/fork.js';
 import type { Kernel } from '../kernel/kernel.js';
+import { kthreadCreateOnNode } from '../kernel/kthread.js';
 import { Completion, complete, type KGen, Op, WaitQueue } from '../kernel/sched.js';
 import {
   CLONE_FILES,
@@ -60,15 +61,40 @@ export class SqData {
 /**
  * models io_sq_offload_create(ctx, p), v6.12: a new io_sq_data (idle = sq_thread_idle ms, or
  * HZ when 0), the thread created from the caller (its copy_process error is the setup's
- * error), given a tctx whose io-wq limits come from the caller, and started.
+ * error), given a tctx whose io-wq limits come from the caller, and started. Where the era's
+ * workers are kthreads (v5.10) the thread is kthread_create(io_sq_thread, sqd, "io_uring-sq"),
+ * or kthread_create_on_cpu() with IORING_SETUP_SQ_AFF (bound to that CPU: kthread_bind).
  */
-export function ioSqOffloadCreate(k: Kernel, ctx: IoRingCtx, idleMs: number, cpu: number): Result<SqData> {
+export function* ioSqOffloadCreate(
+  k: Kernel,
+  ctx: IoRingCtx,
+  idleMs: number,
+  cpu: number,
+): KGen<Result<SqData>> {
   const cur = k.current!;
   if (cpu >= k.nrCpus) return err(Errno.EINVAL);
   const sqd = new SqData(cur.pid, (idleMs || 1000) * 1_000_000, cpu);
   sqd.ctxs.add(ctx);
   ctx.sqData = sqd;
   const body = () => ioSqThread(k, sqd);
+  if (k.profile.ioWorkerApi === 'kthread') {
+    const r = yield* kthreadCreateOnNode(k, body, sqd, 'io_uring-sq');
+    if (!r.ok) {
+      ctx.sqData = null;
+      return r;
+    }
+    const t = r.value;
+    if (cpu >= 0) {
+      // kthread_bind(): that CPU only, PF_NO_SETAFFINITY
+      t.cpusAllowed = 1 << cpu;
+      t.flags |= PF_NO_SETAFFINITY;
+    }
+    sqd.thread = t;
+    ioUringAllocTaskContext(k, t, ctx).ctxs.add(ctx);
+    ctx.tctxList.add(t);
+    k.wakeUpProcess(t);
+    return ok(sqd);
+  }
   const r =
     k.profile.ioWorkerApi === 'kernel-worker'
       ? kernelWorker(
@@ -115,8 +141,10 @@ function* ioSqdHandleEvent(k: Kernel, sqd: SqData): KGen<boolean> {
 function* ioSqThread(k: Kernel, sqd: SqData): KGen<number> {
   const me = k.current!;
   if (k.profile.ioWorkerApi === 'io-thread') setTaskComm(k, me, `iou-sqp-${sqd.taskPid}`);
-  me.cpusAllowed =
-    sqd.cpu >= 0 ? 1 << sqd.cpu : k.onlineCpus & (me.cgroups[0]?.effectiveCpus(k) ?? k.onlineCpus);
+  // a kthread keeps what kthread() and kthread_bind() gave it
+  if (k.profile.ioWorkerApi !== 'kthread')
+    me.cpusAllowed =
+      sqd.cpu >= 0 ? 1 << sqd.cpu : k.onlineCpus & (me.cgroups[0]?.effectiveCpus(k) ?? k.onlineCpus);
   if (k.profile.ioWorkerNoSetaffinity) me.flags |= PF_NO_SETAFFINITY;
   let timeout = k.clock + sqd.idleNs;
   for (;;) {

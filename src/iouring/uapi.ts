@@ -35,6 +35,9 @@ export const IOSQE_IO_LINK = 1 << 2;
 export const IOSQE_IO_HARDLINK = 1 << 3;
 export const IOSQE_ASYNC = 1 << 4;
 
+/** IORING_FEAT_SQPOLL_NONFIXED (v5.11): SQPOLL accepts file descriptors that are not registered */
+export const IORING_FEAT_SQPOLL_NONFIXED = 1 << 7;
+
 /** enum io_uring_op (the ones modelled) */
 export const IORING_OP_NOP = 0;
 export const IORING_OP_READ = 22;

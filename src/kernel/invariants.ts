@@ -3,6 +3,7 @@
  * of every test. A violation throws InvariantError naming the broken rule.
  */
 import type { Cgroup } from '../cgroup/cgroup.js';
+import type { Ucounts } from './cred.js';
 import { invariant } from './errno.js';
 import type { Kernel } from './kernel.js';
 import { EXIT_DEAD, TASK_UNINTERRUPTIBLE } from './sched-consts.js';
@@ -39,14 +40,17 @@ export function checkInvariants(k: Kernel): void {
     invariant(sig.live >= live, () => `signal->live ${sig.live} < live threads ${live}`);
   }
   // nproc: every (uid, user ns) count equals its hashed tasks (zombies count until reaped)
+  // (plus k.nprocCharges, the counts charged without a task)
   const expected = new Map<unknown, number>();
-  for (const t of hashed) {
-    for (let u: typeof t.cred.ucounts | null = t.cred.ucounts; u; ) {
-      expected.set(u, (expected.get(u) ?? 0) + 1);
+  const charge = (leaf: Ucounts, v: number) => {
+    for (let u: Ucounts | null = leaf; u; ) {
+      expected.set(u, (expected.get(u) ?? 0) + v);
       const ns: import('./cred.js').UserNamespace = u.ns;
       u = ns.parent ? k.ucounts.get(ns.parent, ns.ownerUid) : null;
     }
-  }
+  };
+  for (const t of hashed) charge(t.cred.ucounts, 1);
+  for (const [u, v] of k.nprocCharges) charge(u, v);
   for (const u of k.ucounts.all())
     invariant(
       u.nproc === (expected.get(u) ?? 0),

@@ -15,7 +15,7 @@ import {
 import type { Profile } from '../profiles/profile.js';
 import { TraceBuffer, type TraceEvent } from '../trace/trace.js';
 import { type Choices, SeededChoices } from './choices.js';
-import { CAP_FULL_SET, type Cred, UcountsTable, UserNamespace } from './cred.js';
+import { CAP_FULL_SET, type Cred, type Ucounts, UcountsTable, UserNamespace } from './cred.js';
 import { invariant } from './errno.js';
 import type { ExitHook } from './exit.js';
 import { FilesStruct, FsStruct } from './files.js';
@@ -106,6 +106,11 @@ export class Kernel {
   /** tasks by initial-namespace pid (hashed tasks only) */
   readonly tasks = new Map<number, Task>();
   readonly ucounts = new UcountsTable();
+  /**
+   * UCOUNT_RLIMIT_NPROC charges that no task stands for: fs/io-wq.c of v5.10 counts each
+   * unbound kthread worker in its ring creator's user->processes (atomic_inc)
+   */
+  readonly nprocCharges = new Map<Ucounts, number>();
   readonly initUserNs: UserNamespace;
   readonly initPidNs: PidNamespace;
   readonly initNsproxy: NsProxy;

@@ -19,6 +19,7 @@ import {
   CLONE_FILES,
   CLONE_FS,
   PF_EXITING,
+  PF_NO_SETAFFINITY,
   PF_NOFREEZE,
   TASK_INTERRUPTIBLE,
   TASK_PARKED,
@@ -106,7 +107,8 @@ function* kthread(k: Kernel, self: Task, create: KthreadCreateInfo): KGen<number
   self.state = TASK_UNINTERRUPTIBLE;
   complete(k, done);
   yield Op.Schedule; // schedule_preempt_disabled(): wait for the first wake_up_process
-  self.cpusAllowed = k.housekeepingCpus;
+  // Linux resets the mask before complete(done); a kthread_bind() by the creator comes after
+  if (!(self.flags & PF_NO_SETAFFINITY)) self.cpusAllowed = k.housekeepingCpus;
   let ret = -Errno.EINTR;
   if (!(info.flags & (1 << KTHREAD_SHOULD_STOP))) {
     self.noCgroupMigration = false; // cgroup_kthread_ready()

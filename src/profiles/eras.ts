@@ -38,6 +38,8 @@ const V610: Switches = {
   ioWorkerRetryBackoffMs: 0,
   ioWqArmsPoll: true,
   ioRingsPackedHeadTail: false,
+  ioSqpollNeedsSysAdmin: false,
+  ioRegisterIowqMaxWorkers: true,
   // IORING_FEAT_SINGLE_MMAP … IORING_FEAT_RECVSEND_BUNDLE (v6.10)
   ioUringFeatures: 0x7fff,
 };
@@ -76,6 +78,8 @@ const KTHREAD_ERA: Switches = {
   ioWorkerRetryBackoffMs: 0,
   ioWqArmsPoll: false,
   ioRingsPackedHeadTail: false,
+  ioSqpollNeedsSysAdmin: false,
+  ioRegisterIowqMaxWorkers: true,
   // IORING_FEAT_SINGLE_MMAP … IORING_FEAT_RSRC_TAGS (v5.13–5.16)
   ioUringFeatures: 0x7ff,
 };
@@ -94,6 +98,33 @@ function profile(name: string, version: string, summary: string, sources: string
 }
 
 export const PROFILES: readonly Profile[] = [
+  profile(
+    'linux-5.10',
+    '5.10',
+    'kthread vhost workers; io_uring io-wq workers and the SQ thread are kthreads too',
+    [
+      'drivers/vhost/vhost.c @ v5.10: vhost_dev_set_owner() as in v5.15 (kthread_create "vhost-%d", kthread_use_mm, vhost_attach_cgroups)',
+      'kernel/cgroup/cgroup-v1.c @ v5.10: cgroup_attach_task_all() skips cgrp_dfl_root (until 0061270307f2, v5.16)',
+      'kernel/fork.c @ v5.10: RLIMIT_NPROC against user->processes before copy_creds (INIT_USER, CAP_SYS_RESOURCE, CAP_SYS_ADMIN exempt)',
+      'fs/io-wq.c @ v5.10 (9b8284921513): io_wq_manager kthread, io_wqe_worker-%d/%d kthreads, io_wq_switch_mm, wq->user->processes, io_wq_can_queue',
+      'fs/io_uring.c @ v5.10: io_sq_offload_create() needs CAP_SYS_ADMIN for SQPOLL, kthread_create "io_uring-sq"; io_init_wq_offload() per ring; IORING_FEAT_SINGLE_MMAP … IORING_FEAT_POLL_32BITS',
+    ],
+    {
+      ...KTHREAD_ERA,
+      attachTaskAllSkipsDfl: true,
+      procKthreadFullName: false,
+      vhostMultiWorker: false,
+      exitMarksPostcoredump: false,
+      ioWorkerApi: 'kthread',
+      // no io_init_new_worker(): kthreadd's children get PF_NO_SETAFFINITY only from
+      // kthread_bind(), which io-wq does not call
+      ioWorkerNoSetaffinity: false,
+      ioSqpollNeedsSysAdmin: true,
+      ioRegisterIowqMaxWorkers: false,
+      // IORING_FEAT_SINGLE_MMAP … IORING_FEAT_POLL_32BITS (v5.9); SQPOLL_NONFIXED is v5.11
+      ioUringFeatures: 0x7f,
+    },
+  ),
   profile(
     'linux-5.15',
     '5.15',

@@ -34,9 +34,12 @@ export type KvmNxWorker = 'kthread-at-create' | 'vhost-task-at-create' | 'vhost-
  * How io_uring creates its io-wq workers and SQPOLL thread (kernel-spec §8, §5.1):
  *  - 'io-thread': create_io_thread(), a PF_IO_WORKER thread of the submitter (v5.12+);
  *  - 'kernel-worker': the V5 series' kernel_worker(fn, arg, node, IO_WQ_CLONE_FLAGS,
- *    KERN_WORKER_IO) + kernel_worker_start() ([PATCH V5 07/10], create_io_thread removed by 08).
+ *    KERN_WORKER_IO) + kernel_worker_start() ([PATCH V5 07/10], create_io_thread removed by 08);
+ *  - 'kthread': one io-wq per ring whose `io_wq_manager` kthread creates `io_wqe_worker-*`
+ *    kthreads that take on the submitter's mm and creds, and an `io_uring-sq` kthread for
+ *    SQPOLL (≤ v5.11; fs/io-wq.c and fs/io_uring.c of v5.10).
  */
-export type IoWorkerApi = 'io-thread' | 'kernel-worker';
+export type IoWorkerApi = 'io-thread' | 'kernel-worker' | 'kthread';
 
 export interface Costs {
   /** entering and leaving any syscall */
@@ -162,6 +165,17 @@ export interface Profile {
    * verified, so 6.4–6.10 keep the old layout
    */
   readonly ioRingsPackedHeadTail: boolean;
+  /**
+   * IORING_SETUP_SQPOLL needs CAP_SYS_ADMIN (EPERM without), as io_sq_offload_create() of
+   * v5.10 checks; v5.11 lets unprivileged users create the SQ thread
+   */
+  readonly ioSqpollNeedsSysAdmin: boolean;
+  /**
+   * IORING_REGISTER_IOWQ_MAX_WORKERS exists ("io-wq: provide a way to limit max number of
+   * workers", v5.15); before it the opcode is
+   * past IORING_REGISTER_LAST and io_uring_register() fails with EINVAL
+   */
+  readonly ioRegisterIowqMaxWorkers: boolean;
   /** the IORING_FEAT_* bits io_uring_setup() reports */
   readonly ioUringFeatures: number;
   /** known bugs present in this era, by name (e.g. "vhost-task-lost-wakeup") */

@@ -136,6 +136,15 @@ const VHOST_TASK_THREAD = {
 /** The table: one row per profile of src/profiles/eras.ts. */
 export const VHOST_NET_EXPECTATIONS: readonly VhostNetExpectation[] = [
   {
+    // drivers/vhost/vhost.c @ v5.10: the same kthread worker as v5.15 (kthread_create(vhost_worker,
+    // dev, "vhost-%d", current->pid), kthread_use_mm, vhost_attach_cgroups()), and
+    // cgroup_attach_task_all() skips cgrp_dfl_root there too
+    ...KTHREAD,
+    profile: 'linux-5.10',
+    workerCgroup: 'root',
+    source: 'drivers/vhost/vhost.c @ v5.10 vhost_dev_set_owner/vhost_worker; cgroup-v1.c @ v5.10',
+  },
+  {
     // drivers/vhost/vhost.c @ v5.15 vhost_dev_set_owner(): kthread_create(vhost_worker, dev,
     // "vhost-%d", current->pid), vhost_attach_cgroups() → cgroup_attach_task_all(), which in
     // kernel/cgroup/cgroup-v1.c @ v5.15 still skips cgrp_dfl_root (removed by 0061270307f2, v5.16),
