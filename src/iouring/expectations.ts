@@ -13,7 +13,7 @@ export interface IoUringExpectation {
    * with CLONE_THREAD), or a kthread forked by kthreadd (≤ 5.11)
    */
   readonly workerKind: 'thread' | 'kthread';
-  /** the comm of an io-wq worker of a submitter with that pid, by account (0 bound, 1 unbound) */
+  /** the comm of an io-wq worker of a submitter with that pid, by the account it was made for */
   readonly workerComm: (pid: number, acct: 0 | 1) => string;
   /** the comm of the SQPOLL thread of a ring created by that pid */
   readonly sqThreadComm: (pid: number) => string;
@@ -49,7 +49,8 @@ export const IO_URING_EXPECTATIONS: readonly IoUringExpectation[] = [
     // IORING_REGISTER_IOWQ_MAX_WORKERS (v5.15) is past IORING_REGISTER_LAST
     profile: 'linux-5.10',
     workerKind: 'kthread',
-    workerComm: (_pid: number, acct: 0 | 1) => `io_wqe_worker-${acct}/0`,
+    // "io_wqe_worker-<acct>/0" cut to TASK_COMM_LEN - 1 (the full name in /proc is v5.17)
+    workerComm: (_pid: number, acct: 0 | 1) => `io_wqe_worker-${acct}`,
     sqThreadComm: () => 'io_uring-sq',
     setupTasks: 2,
     sqpollUnprivileged: Errno.EPERM,

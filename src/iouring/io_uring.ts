@@ -562,7 +562,8 @@ function ioQueueIowq(k: Kernel, req: IoKiocb): void {
     // v5.10 io_req_init_async(): READ/WRITE need the submitter's mm; every request its creds
     if (req.sqe.opcode !== IORING_OP_NOP) req.mm = k.current!.mm;
     req.creds = k.current!.cred;
-    return ioWqKthreadEnqueue(k, kwq, req);
+    ioWqKthreadEnqueue(k, kwq, req);
+    return;
   }
   const wq = tctxOf.get(req.task)?.ioWq;
   if (!wq) throw new Error(`io_queue_iowq: ${req.task} has no io-wq`);
