@@ -55,7 +55,7 @@ export const IO_URING_EXPECTATIONS: readonly IoUringExpectation[] = [
     setupTasks: 2,
     sqpollUnprivileged: Errno.EPERM,
     registerIowqMaxWorkers: Errno.EINVAL,
-    source: 'fs/io-wq.c @ v5.10 (9b8284921513), fs/io_uring.c @ v5.10',
+    source: 'fs/io-wq.c of 5.10.y and 9b8284921513, fs/io_uring.c @ v5.10',
   },
   { ...IO_THREAD, profile: 'linux-5.15', source: 'fs/io-wq.c, fs/io_uring.c @ v5.15' },
   { ...IO_THREAD, profile: 'linux-6.1', source: THREAD_ERA_SOURCE },

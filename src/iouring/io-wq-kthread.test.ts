@@ -1,6 +1,6 @@
 /**
- * io_uring on linux-5.10, where io-wq workers and the SQ thread are kthreads (fs/io-wq.c and
- * fs/io_uring.c, v5.10): the io_wq_manager and its fixed worker, who the workers are, whose
+ * io_uring on linux-5.10, where io-wq workers and the SQ thread are kthreads (fs/io-wq.c of
+ * 5.10.y, fs/io_uring.c of v5.10): the io_wq_manager and its fixed worker, who the workers are, whose
  * address space they work in, how unbound workers count against the submitter's
  * RLIMIT_NPROC, io_wq_can_queue, idle exit, ring release, and SQPOLL's privilege.
  */
@@ -9,7 +9,7 @@ import { Errno } from '../kernel/errno.js';
 import { checkNoLeaks } from '../kernel/invariants.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { RLIMIT_NPROC } from '../kernel/rlimit.js';
-import { PF_IO_WORKER, PF_KTHREAD } from '../kernel/sched-consts.js';
+import { PF_IO_WORKER, PF_KTHREAD, PF_NO_SETAFFINITY } from '../kernel/sched-consts.js';
 import type { Sys } from '../kernel/syscalls.js';
 import type { Task } from '../kernel/task.js';
 import { bootKernel, makeCgroup, settle, spawn, tasksNamed } from '../kernel/testing.js';
@@ -91,7 +91,7 @@ describe('io-wq on linux-5.10', () => {
         // the manager's next pass comes after schedule_timeout(HZ)
         yield* sys.nanosleep(1_000_000_000);
         seen = workers(k);
-        flags = seen.map((w) => w.flags & (PF_KTHREAD | PF_IO_WORKER));
+        flags = seen.map((w) => w.flags & (PF_KTHREAD | PF_IO_WORKER | PF_NO_SETAFFINITY));
         mms = seen.map((w) => w.mm === sys.task.mm);
         yield* sys.write(p.value[1], new Uint8Array(40));
         yield* ioUringSubmitAndWait(sys, r.value, 0, 5);
@@ -113,7 +113,8 @@ describe('io-wq on linux-5.10', () => {
       'io_wqe_worker-1/0',
       'io_wqe_worker-1/0',
     ]);
-    expect(flags).toEqual(seen.map(() => PF_KTHREAD | PF_IO_WORKER));
+    // kthread_bind_mask(cpumask_of_node) in create_io_worker: PF_NO_SETAFFINITY
+    expect(flags).toEqual(seen.map(() => PF_KTHREAD | PF_IO_WORKER | PF_NO_SETAFFINITY));
     for (const w of seen) {
       expect(w.realParent).toBe(k.kthreadd);
       expect(w.tgid).toBe(w.pid);
@@ -209,6 +210,62 @@ describe('io-wq on linux-5.10', () => {
       [2, -Errno.ECANCELED],
       [1, 8],
     ]);
+    checkNoLeaks(k, boot0);
+  });
+
+  it('io_uring_setup fails with the manager’s kthread_create error, or with ENOMEM when the manager cannot make the fixed worker', () => {
+    const { k, boot0 } = boot();
+    const got: unknown[] = [];
+    spawn(k, 'app', function* (sys) {
+      for (const room of [0, 1]) {
+        k.maxThreads = k.nrThreads + room;
+        const r = yield* ioUringQueueInit(sys, 4);
+        got.push(r.ok ? 'ok' : r.errno);
+        k.maxThreads = 1000;
+        yield* sys.nanosleep(1_000_000);
+        got.push(tasksNamed(k, /^io_w/).length);
+      }
+      return yield* sys.exitGroup(0);
+    });
+    settle(k);
+    // copy_process refuses past threads-max even for kthreadd; the manager that could not make
+    // its worker sets IO_WQ_BIT_ERROR and exits
+    expect(got).toEqual([Errno.EAGAIN, 0, Errno.ENOMEM, 0]);
+    checkNoLeaks(k, boot0);
+  });
+
+  it('a worker the manager could not make is not retried until its next pass, HZ later', () => {
+    const { k, boot0 } = boot();
+    const counts: number[] = [];
+    const res: number[] = [];
+    spawn(k, 'app', function* (sys) {
+      const r = yield* ioUringQueueInit(sys, 4);
+      const p = yield* sys.pipe();
+      const buf = yield* sys.mmap(4096);
+      if (!r.ok || !p.ok || !buf.ok) return 1;
+      queueAsyncReads(sys, r.value, p.value[0], buf.value, 1, 1);
+      yield* ioUringSubmitAndWait(sys, r.value, 1, 0);
+      yield* sys.nanosleep(10_000_000);
+      // the fixed worker is blocked in the first read; no room for another task
+      k.maxThreads = k.nrThreads;
+      queueAsyncReads(sys, r.value, p.value[0], buf.value, 1, 2);
+      yield* ioUringSubmitAndWait(sys, r.value, 1, 0);
+      yield* sys.nanosleep(10_000_000);
+      counts.push(workers(k).length);
+      k.maxThreads = 1000;
+      yield* sys.nanosleep(10_000_000);
+      counts.push(workers(k).length);
+      yield* sys.nanosleep(1_000_000_000);
+      counts.push(workers(k).length);
+      yield* sys.write(p.value[1], new Uint8Array(16));
+      yield* ioUringSubmitAndWait(sys, r.value, 0, 2);
+      for (const c of reapCqes(sys, r.value)) res.push(c.res);
+      return yield* sys.exitGroup(0);
+    });
+    settle(k);
+    // one pass makes a bound and an unbound worker (the bound one takes the read)
+    expect(counts).toEqual([1, 1, 3]);
+    expect(res).toEqual([8, 8]);
     checkNoLeaks(k, boot0);
   });
 

@@ -1,8 +1,10 @@
 /**
  * io-wq before 5.12 (`ioWorkerApi` 'kthread'): one io-wq per ring whose workers are
- * KTHREADS. Models fs/io-wq.c, v5.10 (io_wq_create, io_wq_manager, create_io_worker,
+ * KTHREADS. Models fs/io-wq.c of 5.10.y (io_wq_create, io_wq_manager, create_io_worker,
  * io_wqe_worker, io_worker_exit, io_wqe_enqueue, io_wq_can_queue, io_wq_cancel_cb,
- * io_wq_destroy), with one io_wqe (one NUMA node):
+ * io_wq_destroy; the io_identity form, with kthread_bind_mask and one wq->refs per worker;
+ * the manager and worker loops are those of 9b8284921513 before it), with one io_wqe (one
+ * NUMA node):
  *
  *  - io_wq_create() starts an `io_wq_manager` kthread (kthread_create, a child of kthreadd)
  *    and waits until it has created the first bound worker, which is IO_WORKER_F_FIXED (it
@@ -11,7 +13,8 @@
  *    when the work list is not empty, no worker is free and the account is under max_workers;
  *    the enqueue path only wakes it (and it looks again every HZ). A failed kthread_create is
  *    not retried by itself: the manager tries again on its next pass;
- *  - a worker is a kthread with PF_IO_WORKER (io_worker_start) that takes on the request's
+ *  - a worker is bound to its node's CPUs (kthread_bind_mask: all online CPUs here, and
+ *    PF_NO_SETAFFINITY); it is a kthread with PF_IO_WORKER (io_worker_start) that takes on the request's
  *    mm with kthread_use_mm (io_wq_switch_mm) and its creds with override_creds
  *    (io_wq_switch_creds), and drops both when idle (__io_worker_unuse). It stays in the root
  *    cgroup where kthreadd forked it: nothing moves it into the submitter's cgroups;
@@ -50,7 +53,7 @@ import {
 import type { MM } from '../kernel/mm.js';
 import { RLIMIT_NPROC } from '../kernel/rlimit.js';
 import { Completion, complete, type KGen, waitForCompletion } from '../kernel/sched.js';
-import { PF_IO_WORKER, TASK_INTERRUPTIBLE, TASK_RUNNING } from '../kernel/sched-consts.js';
+import { PF_IO_WORKER, PF_NO_SETAFFINITY, TASK_INTERRUPTIBLE, TASK_RUNNING } from '../kernel/sched-consts.js';
 import type { Task } from '../kernel/task.js';
 import { taskWorkRun } from '../kernel/task-work.js';
 import {
@@ -111,8 +114,6 @@ export class KIoWorker<W extends IoWqKthreadWork> {
 export class IoWqKthread<W extends IoWqKthreadWork> {
   /** IO_WQ_BIT_EXIT */
   exiting = false;
-  /** IO_WQ_BIT_CANCEL (io_wq_cancel_all) */
-  cancelAll = false;
   /** IO_WQ_BIT_ERROR */
   error = false;
   readonly acct: [Acct, Acct];
@@ -121,7 +122,7 @@ export class IoWqKthread<W extends IoWqKthreadWork> {
   readonly freeList: KIoWorker<W>[] = [];
   readonly allList = new Set<KIoWorker<W>>();
   manager: Task | null = null;
-  /** wq->refs and wq->done */
+  /** wq->refs (the manager and every worker) and wq->done */
   refs = 0;
   done = new Completion('io_wq.done');
   constructor(
@@ -186,9 +187,9 @@ function needWorker(wq: IoWqKthread<IoWqKthreadWork>, index: number): boolean {
 }
 
 /**
- * models io_wq_manager(), v5.10: create the fixed bound worker (on failure: IO_WQ_BIT_ERROR
+ * models io_wq_manager(), 5.10.y: create the fixed bound worker (on failure: IO_WQ_BIT_ERROR
  * and IO_WQ_BIT_EXIT), complete wq->done, then until kthread_stop: run task_work, create a
- * bound and/or an unbound worker where needed, sleep up to HZ.
+ * bound and/or an unbound worker where needed, sleep up to HZ; at the end put its wq->refs.
  */
 function* ioWqManager(k: Kernel, wq: IoWqKthread<IoWqKthreadWork>): KGen<number> {
   const me = k.current!;
@@ -209,14 +210,16 @@ function* ioWqManager(k: Kernel, wq: IoWqKthread<IoWqKthreadWork>): KGen<number>
     yield* scheduleTimeout(k, HZ_NS);
   }
   if (me.taskWorks?.length) yield* taskWorkRun(k);
+  if (--wq.refs === 0) complete(k, wq.done);
   return 0;
 }
 
 /**
- * models create_io_worker(wq, wqe, index), v5.10: kthread_create_on_node(io_wqe_worker, …,
- * "io_wqe_worker-%d/%d", index, node); on failure nothing is counted (false). Else onto the
- * free and all lists, BOUND for index 0, FIXED if it is the first bound worker, nr_workers++,
- * an unbound one joins wq->user->processes, and it is woken.
+ * models create_io_worker(wq, wqe, index), 5.10.y: kthread_create_on_node(io_wqe_worker, …,
+ * "io_wqe_worker-%d/%d", index, node); on failure nothing is counted (false). Else
+ * kthread_bind_mask(cpumask_of_node), onto the free and all lists, BOUND for index 0, FIXED if
+ * it is the first bound worker, nr_workers++, an unbound one joins wq->user->processes, a
+ * wq->refs, and it is woken.
  */
 function* createIoWorker(k: Kernel, wq: IoWqKthread<IoWqKthreadWork>, index: number): KGen<boolean> {
   const acct = wq.acct[index]!;
@@ -224,6 +227,9 @@ function* createIoWorker(k: Kernel, wq: IoWqKthread<IoWqKthreadWork>, index: num
   const r = yield* kthreadCreateOnNode(k, () => ioWqeWorker(k, worker), worker, `io_wqe_worker-${index}/0`);
   if (!r.ok) return false;
   worker.task = r.value;
+  // kthread_bind_mask(): the node's CPUs (one node: every online CPU), PF_NO_SETAFFINITY
+  r.value.cpusAllowed = k.onlineCpus;
+  r.value.flags |= PF_NO_SETAFFINITY;
   workerOf.set(r.value, worker);
   wq.freeList.unshift(worker);
   wq.allList.add(worker);
@@ -232,6 +238,7 @@ function* createIoWorker(k: Kernel, wq: IoWqKthread<IoWqKthreadWork>, index: num
   if (!acct.nrWorkers && worker.flags & IO_WORKER_F_BOUND) worker.flags |= IO_WORKER_F_FIXED;
   acct.nrWorkers++;
   if (index === IO_WQ_ACCT_UNBOUND) chargeUser(k, wq, 1);
+  wq.refs++;
   k.wakeUpProcess(r.value);
   return true;
 }
@@ -386,7 +393,6 @@ function* ioWorkerHandleWork(k: Kernel, worker: KIoWorker<IoWqKthreadWork>): KGe
     k.current!.notifySignal = false;
     worker.curWork = work;
     ioImpersonateWork(k, worker, work);
-    if (wq.cancelAll) work.flags |= IO_WQ_WORK_CANCEL;
     k.current!.state = TASK_RUNNING;
     if (work.flags & IO_WQ_WORK_CANCEL) wq.ops.cancel(k, work);
     else yield* wq.ops.doWork(k, work);
@@ -431,9 +437,9 @@ function* ioWqeWorker(k: Kernel, worker: KIoWorker<IoWqKthreadWork>): KGen<numbe
 }
 
 /**
- * models io_worker_exit(), v5.10: PF_IO_WORKER cleared, leave the running count, an unbound
- * worker leaves wq->user->processes, off the lists, mm and creds dropped, nr_workers--; the
- * last worker of the io-wq completes wq->done.
+ * models io_worker_exit(), 5.10.y: PF_IO_WORKER cleared, leave the running count, an unbound
+ * worker leaves wq->user->processes, off the lists, mm and creds dropped, nr_workers--, its
+ * wq->refs put (the last one completes wq->done).
  */
 function ioWorkerExit(k: Kernel, worker: KIoWorker<IoWqKthreadWork>): void {
   const wq = worker.wq;
@@ -449,8 +455,7 @@ function ioWorkerExit(k: Kernel, worker: KIoWorker<IoWqKthreadWork>): void {
   ioWorkerUnuse(k, worker);
   acct.nrWorkers--;
   workerOf.delete(me);
-  const nr = wq.acct[IO_WQ_ACCT_BOUND].nrWorkers + wq.acct[IO_WQ_ACCT_UNBOUND].nrWorkers;
-  if (!nr && --wq.refs === 0) complete(k, wq.done);
+  if (--wq.refs === 0) complete(k, wq.done);
 }
 
 /**
@@ -489,15 +494,13 @@ function signalWorker(k: Kernel, t: Task): void {
 }
 
 /**
- * models io_wq_cancel_all() + io_wq_destroy() → __io_wq_destroy(), v5.10, as ring release
- * reaches them (io_ring_ctx_wait_and_kill, io_ring_ctx_free → io_finish_async): IO_WQ_BIT_CANCEL
- * and a signal to every worker, IO_WQ_BIT_EXIT, kthread_stop(manager), every worker woken.
- * In Linux io_ring_exit_work (a kworker) then waits for the manager and the workers to
- * exit; that kworker is not a task here, so nobody waits.
+ * models io_wq_destroy() → __io_wq_destroy(), 5.10.y, as ring release reaches it
+ * (io_ring_ctx_free → io_finish_async, after io_ring_ctx_wait_and_kill cancelled the ring's
+ * works with io_wq_cancel_cb): IO_WQ_BIT_EXIT, kthread_stop(manager), every worker woken.
+ * In Linux io_ring_exit_work (a kworker) waits for the manager and the workers to exit
+ * (wq->done); that kworker is not a task here, so nobody waits.
  */
 export function ioWqKthreadDestroy<W extends IoWqKthreadWork>(k: Kernel, wq: IoWqKthread<W>): void {
-  wq.cancelAll = true;
-  for (const w of wq.allList) if (w.task) signalWorker(k, w.task);
   wq.exiting = true;
   const m = wq.manager;
   if (m?.kthread) {

@@ -106,7 +106,7 @@ export const PROFILES: readonly Profile[] = [
       'drivers/vhost/vhost.c @ v5.10: vhost_dev_set_owner() as in v5.15 (kthread_create "vhost-%d", kthread_use_mm, vhost_attach_cgroups)',
       'kernel/cgroup/cgroup-v1.c @ v5.10: cgroup_attach_task_all() skips cgrp_dfl_root (until 0061270307f2, v5.16)',
       'kernel/fork.c @ v5.10: RLIMIT_NPROC against user->processes before copy_creds (INIT_USER, CAP_SYS_RESOURCE, CAP_SYS_ADMIN exempt)',
-      'fs/io-wq.c @ v5.10 (9b8284921513): io_wq_manager kthread, io_wqe_worker-%d/%d kthreads, io_wq_switch_mm, wq->user->processes, io_wq_can_queue',
+      'fs/io-wq.c of 5.10.y (io_identity form: kthread_bind_mask, wq->refs per worker) and 9b8284921513 before it: io_wq_manager kthread, io_wqe_worker-%d/%d kthreads, io_wq_switch_mm, wq->user->processes, io_wq_can_queue',
       'fs/io_uring.c @ v5.10: io_sq_offload_create() needs CAP_SYS_ADMIN for SQPOLL, kthread_create "io_uring-sq"; io_init_wq_offload() per ring; IORING_FEAT_SINGLE_MMAP … IORING_FEAT_POLL_32BITS',
     ],
     {
@@ -116,8 +116,8 @@ export const PROFILES: readonly Profile[] = [
       vhostMultiWorker: false,
       exitMarksPostcoredump: false,
       ioWorkerApi: 'kthread',
-      // no io_init_new_worker(): kthreadd's children get PF_NO_SETAFFINITY only from
-      // kthread_bind(), which io-wq does not call
+      // no io_init_new_worker() nor io_sq_thread() setting it: io-wq-kthread.ts gives its
+      // workers PF_NO_SETAFFINITY through kthread_bind_mask(), the SQ thread only with SQ_AFF
       ioWorkerNoSetaffinity: false,
       ioSqpollNeedsSysAdmin: true,
       ioRegisterIowqMaxWorkers: false,
