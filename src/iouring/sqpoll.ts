@@ -78,6 +78,9 @@ export function* ioSqOffloadCreate(
   ctx.sqData = sqd;
   const body = () => ioSqThread(k, sqd);
   if (k.profile.ioWorkerApi === 'kthread') {
+    // v5.10's io_sq_thread takes on the ring creator's mm and creds around the submissions
+    // that need them; here SQPOLL on that era reaches only NOP and the EBADF of unregistered
+    // files, neither of which touches user memory, so the kthread keeps no mm
     const r = yield* kthreadCreateOnNode(k, body, sqd, 'io_uring-sq');
     if (!r.ok) {
       ctx.sqData = null;

@@ -167,7 +167,8 @@ export interface Profile {
   readonly ioRingsPackedHeadTail: boolean;
   /**
    * IORING_SETUP_SQPOLL needs CAP_SYS_ADMIN (EPERM without), as io_sq_offload_create() of
-   * v5.10 checks; v5.11 lets unprivileged users create the SQ thread
+   * v5.10 checks; v5.11 accepts CAP_SYS_NICE too, and v5.12 (SQ thread made by
+   * create_io_thread) drops the check
    */
   readonly ioSqpollNeedsSysAdmin: boolean;
   /**
