@@ -90,6 +90,64 @@ describe('vhostsim check', () => {
     expect(run(['check', join(dir, 'missing.yaml'), '--profile', 'linux-6.4']).code).toBe(2);
   });
 
+  it('--workers 2 prints the same summary as one worker', () => {
+    for (const args of [
+      ['--profile', 'linux-6.4-rc5'],
+      ['--profile', 'linux-6.4', '--strategy', 'pct', '--runs', '200'],
+    ]) {
+      const one = run(['check', LOST, ...args, '--json']);
+      const two = run(['check', LOST, ...args, '--json', '--workers', '2']);
+      expect(two.code).toBe(one.code);
+      expect(JSON.parse(two.out)).toEqual(JSON.parse(one.out));
+    }
+  });
+
+  it('--shard i/n summaries merge (--merge) into the summary of the unsharded search', () => {
+    for (const args of [
+      ['--profile', 'linux-6.4-rc5'],
+      ['--profile', 'linux-6.4'],
+      ['--profile', 'linux-6.4-rc5', '--strategy', 'random', '--runs', '300'],
+      ['--profile', 'linux-6.4', '--strategy', 'pct', '--runs', '300'],
+    ]) {
+      const whole = run(['check', LOST, ...args, '--json']);
+      const files = [1, 2, 3].map((i) => {
+        const f = join(dir, `shard-${i}.json`);
+        const r = run(['check', LOST, ...args, '--json', '--shard', `${i}/3`]);
+        expect(JSON.parse(r.out).shard).toMatchObject({ format: 'vhostsim-check-shard', index: i, count: 3 });
+        writeFileSync(f, r.out);
+        return f;
+      });
+      const merged = run(['check', '--merge', ...files.reverse(), '--json']);
+      expect(merged.code).toBe(whole.code);
+      expect(JSON.parse(merged.out)).toEqual(JSON.parse(whole.out));
+    }
+    const text = run(['check', '--merge', ...[1, 2, 3].map((i) => join(dir, `shard-${i}.json`))]);
+    expect(text.out).toContain('no violation found');
+  });
+
+  it('--merge refuses shards of different searches, missing shards and other files (exit 2)', () => {
+    const shard = (profile: string, i: number, n: number) => {
+      const f = join(dir, `${profile}-${i}-${n}.json`);
+      writeFileSync(f, run(['check', LOST, '--profile', profile, '--json', '--shard', `${i}/${n}`]).out);
+      return f;
+    };
+    const a = shard('linux-6.4', 1, 2);
+    const b = shard('linux-6.4-rc5', 2, 2);
+    const foreign = run(['check', '--merge', a, b]);
+    expect(foreign.code).toBe(2);
+    expect(foreign.err).toContain('are not shards of one search: the profile differs');
+    const missing = run(['check', '--merge', a]);
+    expect(missing.code).toBe(2);
+    expect(missing.err).toContain('missing shard 2/2');
+    const plain = join(dir, 'plain.json');
+    writeFileSync(plain, run(['check', LOST, '--profile', 'linux-6.4', '--json']).out);
+    expect(run(['check', '--merge', a, plain]).err).toContain(
+      'not the --json summary of a check --shard run',
+    );
+    expect(run(['check', LOST, '--profile', 'linux-6.4', '--shard', '3/2']).code).toBe(2);
+    expect(run(['check', LOST, '--profile', 'linux-6.4', '--workers', '0']).code).toBe(2);
+  });
+
   it('replay reproduces it (exit 1) and exports the same trace every time', () => {
     const r = run(['replay', replayFile]);
     expect(r.code).toBe(1);
