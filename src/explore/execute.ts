@@ -165,6 +165,8 @@ export function execute(target: Target, choices: ExecutionChoices, o: ExecuteOpt
     result = runScenario(target.scenario, target.profile, {
       ...(target.seed !== undefined ? { seed: target.seed } : {}),
       trace: o.trace ?? false,
+      // the explorer looks at the failures alone; a replay (with its trace) gets full snapshots
+      snapshots: o.trace ? 'full' : 'checks',
       choices,
       faultAlloc: target.faultAlloc ?? false,
       onStep: (k) => {

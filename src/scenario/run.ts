@@ -218,6 +218,20 @@ type Alias =
   | { kind: 'process'; pid: number }
   | { kind: 'thread'; tid: number };
 
+/** the cgroup files a snapshot records, and those the checks read */
+const SNAPSHOT_CGROUP_FILES = [
+  'cgroup.procs',
+  'cgroup.threads',
+  'pids.current',
+  'pids.max',
+  'pids.events',
+  'cpu.stat',
+  'cpuset.cpus.effective',
+  'memory.current',
+  'cgroup.events',
+];
+const CHECKED_CGROUP_FILES = ['pids.current', 'pids.events'];
+
 class Runner {
   readonly k: Kernel;
   readonly steps: StepRecord[] = [];
@@ -227,6 +241,8 @@ class Runner {
   readonly procs = new Map<string, ProcState>();
   readonly labelsReached = new Set<string>();
   readonly labelWaiters = new Set<Task>();
+  /** snapshots with only what the checks read (RunOptions.snapshots) */
+  leanSnapshots = false;
   private bootThreads = 0;
   private bootNproc = new Map<number, number>();
 
@@ -829,6 +845,7 @@ class Runner {
 
   snapshot(label: string): Snapshot {
     const k = this.k;
+    const lean = this.leanSnapshots;
     const tasks: TaskView[] = [];
     for (const t of k.liveTasks()) {
       const leader = t.groupLeader;
@@ -848,25 +865,15 @@ class Runner {
         sigblk: t.blocked.toString(16).padStart(16, '0'),
         startTime: t.startTime,
         cpuNs: t.sumExecNs,
-        status: procStatus(k, t),
-        stat: procStat(k, t),
-        ns: nsInodes(t),
+        status: lean ? '' : procStatus(k, t),
+        stat: lean ? '' : procStat(k, t),
+        ns: lean ? {} : nsInodes(t),
       });
     }
     const cgroups: CgroupView[] = [];
     for (const c of k.cgroupRoots[0]!.top.descendants()) {
       const files: Record<string, string> = {};
-      for (const f of [
-        'cgroup.procs',
-        'cgroup.threads',
-        'pids.current',
-        'pids.max',
-        'pids.events',
-        'cpu.stat',
-        'cpuset.cpus.effective',
-        'memory.current',
-        'cgroup.events',
-      ]) {
+      for (const f of lean ? CHECKED_CGROUP_FILES : SNAPSHOT_CGROUP_FILES) {
         const text = cgroupFile(k, c, f);
         if (text !== null) files[f] = text;
       }
@@ -1099,6 +1106,12 @@ export interface RunOptions {
   faultAlloc?: boolean;
   /** called after every scheduler slice of the scenario's run (the explorer checks invariants) */
   onStep?: (k: Kernel) => void;
+  /**
+   * 'checks': snapshots carry only what the checks read — no /proc status and stat texts, no
+   * namespace inodes (empty), only the pids.current and pids.events cgroup files (the
+   * explorer, which looks at the failures alone). Default 'full'.
+   */
+  snapshots?: 'full' | 'checks';
 }
 
 /** Run `sc` on `profile`. */
@@ -1106,6 +1119,7 @@ export function runScenario(sc: LoadedScenario, profile: string, o: RunOptions =
   const doc = sc.doc;
   const seed = o.seed ?? doc.seed ?? 1;
   const r = new Runner(doc, profile, seed, o.trace ?? true, o.choices, o.faultAlloc);
+  r.leanSnapshots = o.snapshots === 'checks';
   r.spawnAll();
   const limit = durationNs(doc['time-limit'] ?? '10s');
   const ended = r.run(limit, o.onStep);

@@ -35,6 +35,7 @@ import {
   waitForCompletion,
 } from '../kernel/sched.js';
 import { CLONE_FS, TASK_INTERRUPTIBLE, TASK_RUNNING } from '../kernel/sched-consts.js';
+import { Slot } from '../kernel/slot.js';
 import { EVENTFD_OPS, type Eventfd, eventfdPollers, eventfdSignal } from '../kernel/syscalls.js';
 import type { Task } from '../kernel/task.js';
 import { kernelWorker, kernelWorkerStart } from '../kernel/user-worker.js';
@@ -59,7 +60,7 @@ export interface VhostModule {
   forkFromOwnerDefault: boolean;
 }
 
-const modules = new WeakMap<Kernel, VhostModule>();
+const modules = new Slot<Kernel, VhostModule>('vhost');
 
 /** The vhost module of kernel `k` (created at first use with the profile's defaults). */
 export function vhostModule(k: Kernel): VhostModule {
