@@ -356,13 +356,7 @@ class Runner {
       const aliases = new Map<string, Alias>();
       const body = this.program(name, spec.program, ['processes', name, 'program'], aliases);
       const after = spec.after;
-      const runner = this;
-      // the end of a process's program is the end of main(): exit_group(), taking its threads
-      const program: Program = function* (sys) {
-        if (after) yield* runner.waitLabel(sys, after);
-        const code = yield* body(sys);
-        return yield* sys.exitGroup(code ?? 0);
-      };
+      const program: Program = (sys) => this.main(sys, after, body);
       state.task = spawnProcess(this.k, {
         comm: name,
         program,
@@ -454,15 +448,33 @@ class Runner {
     path: (string | number)[],
     aliases: Map<string, Alias>,
   ): Program {
-    const runner = this;
-    return function* (sys: Sys) {
-      for (let i = 0; i < steps.length; i++) {
-        const raw = steps[i]!;
-        const action = Object.keys(raw).find((x) => x !== 'expect')!;
-        yield* runner.step(sys, proc, action, raw[action], raw.expect, [...path, i, action], aliases);
-      }
-      return 0;
-    };
+    return (sys) => this.runSteps(sys, proc, steps, path, aliases);
+  }
+
+  // Programs are arrow functions calling generator methods, not generator closures: V8 keeps
+  // the context of a generator object made from a per-run generator closure alive through
+  // minor GCs, and with it the whole run (the explorer runs thousands).
+
+  /** A process's main(): wait for its `after:` label, run its steps; the end is exit_group(). */
+  private *main(sys: Sys, after: string | undefined, body: Program): KGen<number | undefined> {
+    if (after) yield* this.waitLabel(sys, after);
+    const code = yield* body(sys);
+    return yield* sys.exitGroup(code ?? 0);
+  }
+
+  private *runSteps(
+    sys: Sys,
+    proc: string,
+    steps: readonly Record<string, unknown>[],
+    path: (string | number)[],
+    aliases: Map<string, Alias>,
+  ): KGen<number> {
+    for (let i = 0; i < steps.length; i++) {
+      const raw = steps[i]!;
+      const action = Object.keys(raw).find((x) => x !== 'expect')!;
+      yield* this.step(sys, proc, action, raw[action], raw.expect, [...path, i, action], aliases);
+    }
+    return 0;
   }
 
   private resolveFd(aliases: Map<string, Alias>, v: unknown): number {
