@@ -264,6 +264,21 @@ describe('workers and shards: the same search, cut up', () => {
     expect(merge([a, b])().executions).toBe(40);
   });
 
+  it('keepGoing runs the whole budget past violations and still reports the first one', () => {
+    for (const o of [
+      { strategy: 'random', seed: 5, runs: 200 },
+      { strategy: 'dfs', preemptions: 2, runs: 150 },
+    ] as const) {
+      const first = explore(rc5, o);
+      const all = explore(rc5, { ...o, keepGoing: true });
+      expect(all.executions).toBeGreaterThan(first.executions);
+      expect(all.states).toBeGreaterThan(first.states);
+      expect(all.counterexample!.foundAt).toBe(first.counterexample!.foundAt);
+      expect(all.counterexample!.choices).toEqual(first.counterexample!.choices);
+      expect(same(explore(rc5, { ...o, keepGoing: true, workers: 2 }))).toEqual(same(all));
+    }
+  });
+
   it.each(searches)('two worker threads give the one-thread result: %s', (name, t, o) => {
     expect(same(explore(t, { ...o, workers: 2 }))).toEqual(same(whole.get(name)!));
   });

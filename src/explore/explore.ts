@@ -70,6 +70,11 @@ export interface ExploreOptions {
   depth?: number;
   /** random/pct: probability that an allocation point fails (default 0.05) */
   faultProbability?: number;
+  /**
+   * do not stop at the first violation but run the whole budget (throughput measurements on
+   * a buggy kernel); the counterexample is still the first in the search's order
+   */
+  keepGoing?: boolean;
   /** run the executions in this many worker threads (default 1: in this thread) */
   workers?: number;
   /** run only shard `index` (1-based) of `count`; the result carries what mergeShards needs */
@@ -168,7 +173,7 @@ function runUnitsHere(
     });
     results[j] = r;
     for (const h of r.hashes) states.add(h);
-    if (r.found || !r.exhausted) break;
+    if ((r.found && !cfg.keepGoing) || !r.exhausted) break;
   }
   return results;
 }
@@ -194,6 +199,7 @@ export function explore(target: Target, o: ExploreOptions = {}): ExploreResult {
     faultProbability: o.faultProbability ?? 0.05,
     depth: o.depth ?? 3,
     k: strategy === 'pct' ? estimatePctK(target) : 0,
+    keepGoing: o.keepGoing ?? false,
   };
   const workers = Math.max(1, o.workers ?? 1);
   const shard = o.shard;
@@ -231,7 +237,7 @@ export function explore(target: Target, o: ExploreOptions = {}): ExploreResult {
       ? runUnitsInWorkers(target, cfg, plan, { ...run, workers, mine })
       : runUnitsHere(target, cfg, plan, mine, run);
 
-  const combined: Combined = shard ? combineOwn(results) : combineUnits(results, runs);
+  const combined: Combined = shard ? combineOwn(results) : combineUnits(results, runs, cfg.keepGoing);
   const searchMs = now() - t0;
   const finalProgress = () => {
     const elapsedMs = now() - t0;

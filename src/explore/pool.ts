@@ -110,19 +110,21 @@ export function runUnitsInWorkers(
       for (let i = 0; i < j; i++) n += results[i]?.executions ?? 1;
       return n;
     };
-    /** the plan index past which nothing more is needed */
+    /**
+     * The plan index from which on nothing is needed: past the first violation, and past the
+     * budget — once the executions certainly before a unit (finished units, what the running
+     * ones have done so far, 1 for each unit yet to run) reach it.
+     */
     const cut = (): number => {
       let c = Math.min(plan.length, firstFound + 1);
       if (o.contiguous) {
         let n = 0;
         for (let i = 0; i < c; i++) {
-          const r = results[i];
-          if (!r) break;
-          n += r.executions;
           if (n >= o.runs) {
-            c = Math.min(c, i + 1);
+            c = i;
             break;
           }
+          n += results[i]?.executions ?? Math.max(1, slots.find((s) => s.busy === i)?.executions ?? 0);
         }
       }
       if (o.outOfTime()) c = 0;
@@ -161,7 +163,7 @@ export function runUnitsInWorkers(
             for (const h of msg.result.hashes) states.add(h);
             for (let i = 1; i < msg.result.depthSteps.length; i += 2)
               depth = Math.max(depth, msg.result.depthSteps[i]!);
-            if (msg.result.found && msg.index < firstFound) firstFound = msg.index;
+            if (msg.result.found && msg.index < firstFound && !cfg.keepGoing) firstFound = msg.index;
           }
         }
       }

@@ -41,6 +41,8 @@ export interface SearchConfig {
   readonly depth: number;
   /** pct: scheduling decisions per execution (k), estimated once per search */
   readonly k: number;
+  /** do not stop at the first violation: run the whole budget (the first is still reported) */
+  readonly keepGoing?: boolean;
 }
 
 export type UnitSpec =
@@ -212,7 +214,7 @@ export function runUnit(target: Target, cfg: SearchConfig, spec: UnitSpec, o: Ru
       depth = ex.log.length;
       depthSteps.push(at, depth);
     }
-    if (ex.violation) found = { at, choices: ex.log.map((c) => c.value), violation: ex.violation };
+    if (ex.violation && !found) found = { at, choices: ex.log.map((c) => c.value), violation: ex.violation };
     o.onExecution?.(ex, seen.size);
     return ex;
   };
@@ -226,7 +228,7 @@ export function runUnit(target: Target, cfg: SearchConfig, spec: UnitSpec, o: Ru
       if (executions >= o.limit || o.stop?.()) break;
       const s = sampleAnswers(cfg, i);
       run(s.answer, s.tasks);
-      if (found) break;
+      if (found && !cfg.keepGoing) break;
     }
   } else {
     const stack: DfsEntry[] = [];
@@ -234,7 +236,7 @@ export function runUnit(target: Target, cfg: SearchConfig, spec: UnitSpec, o: Ru
     for (;;) {
       const fixed = prefix;
       const ex = run((i, p) => (i < fixed.length ? fixed[i]! : defaultAnswer(p)), false);
-      if (found) break;
+      if (found && !cfg.keepGoing) break;
       extendStack(stack, ex.log);
       // backtrack: the deepest choice point (at or below the floor) with an untried answer
       let next: number[] | null = null;
@@ -300,8 +302,9 @@ export function planUnits(target: Target, cfg: SearchConfig, runs: number, want:
     return out;
   }
   let units: Extract<UnitSpec, { kind: 'dfs' }>[] = [{ kind: 'dfs', prefix: [], floor: 0 }];
+  // units that cannot be split (single executions) do not count towards `want`
   const done = new Set<Extract<UnitSpec, { kind: 'dfs' }>>();
-  while (units.length < want) {
+  for (let splits = 0; units.length - done.size < want && splits < 4 * want; splits++) {
     // split the shallowest unit (the largest subtree, as far as one can tell), earliest first
     let pick = -1;
     for (let i = 0; i < units.length; i++)
@@ -335,18 +338,29 @@ export interface Combined {
  * with a budget of `runs` executions gives. A missing result (a unit that did not run) ends
  * the combination, as a budget does.
  */
-export function combineUnits(results: readonly (UnitResult | undefined)[], runs: number): Combined {
+export function combineUnits(
+  results: readonly (UnitResult | undefined)[],
+  runs: number,
+  keepGoing = false,
+): Combined {
   const out: Combined = { executions: 0, states: new Set(), depth: 0, complete: false };
   for (let j = 0; j < results.length; j++) {
     const r = results[j];
     if (!r) return out;
     const take = Math.min(r.executions, runs - out.executions);
-    const last = r.found && r.found.at < take ? r.found.at + 1 : take;
+    if (keepGoing && r.found && r.found.at < take && !out.found)
+      out.found = {
+        foundAt: out.executions + r.found.at + 1,
+        choices: r.found.choices,
+        violation: r.found.violation,
+        unit: j,
+      };
+    const last = !keepGoing && r.found && r.found.at < take ? r.found.at + 1 : take;
     for (let i = 0; i < r.hashes.length && r.hashAt[i]! < last; i++) out.states.add(r.hashes[i]!);
     for (let i = 0; i < r.depthSteps.length && r.depthSteps[i]! < last; i += 2)
       out.depth = Math.max(out.depth, r.depthSteps[i + 1]!);
     out.executions += last;
-    if (r.found && r.found.at < take) {
+    if (!keepGoing && r.found && r.found.at < take) {
       out.found = {
         foundAt: out.executions,
         choices: r.found.choices,
@@ -358,6 +372,6 @@ export function combineUnits(results: readonly (UnitResult | undefined)[], runs:
     if (take < r.executions || !r.exhausted) return out;
     if (out.executions >= runs && j < results.length - 1) return out;
   }
-  out.complete = true;
+  out.complete = !out.found;
   return out;
 }
