@@ -125,6 +125,20 @@ describe('vhostsim check', () => {
     expect(text.out).toContain('no violation found');
   });
 
+  it('--merge --output saves the merged counterexample, which replays', () => {
+    const files = [1, 2].map((i) => {
+      const f = join(dir, `rc5-${i}.json`);
+      writeFileSync(f, run(['check', LOST, '--profile', 'linux-6.4-rc5', '--json', '--shard', `${i}/2`]).out);
+      return f;
+    });
+    const out = join(dir, 'merged-cx.json');
+    const merged = run(['check', '--merge', ...files, '--output', out]);
+    expect(merged.code).toBe(1);
+    expect(merged.out).toContain('counterexample found after 2 executions');
+    expect(JSON.parse(readFileSync(out, 'utf8'))).toMatchObject({ choices: [0, 0, 0, 0, 0, 0, 1] });
+    expect(run(['replay', out]).out).toContain('reproduced: deadlock');
+  });
+
   it('--merge refuses shards of different searches, missing shards and other files (exit 2)', () => {
     const shard = (profile: string, i: number, n: number) => {
       const f = join(dir, `${profile}-${i}-${n}.json`);

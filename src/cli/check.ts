@@ -192,12 +192,16 @@ function printOutcome(io: Io, x: CheckOutcome, json: boolean): void {
       c.green('no violation found'),
       `  ${stats}`,
       x.shard
-        ? '  this shard alone: merge every shard with vhostsim check --merge <summary.json…>'
+        ? '  this shard alone'
         : x.complete
           ? `  complete: every execution with at most ${x.bounds.preemptions} preemptions${x.bounds.faults.length ? ' and 1 injected fault' : ''} was explored`
           : '  not exhaustive: the execution budget ran out first (raise --runs)',
     );
   }
+  if (x.shard)
+    lines.push(
+      `shard ${x.shard.index}/${x.shard.count}: merge the --json summaries of every shard with vhostsim check --merge <summary.json…>`,
+    );
   io.out(`${lines.join('\n')}\n`);
 }
 
