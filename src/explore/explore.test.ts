@@ -18,6 +18,7 @@ import {
 } from './explore.js';
 import { exportTrace, formatInterleaving, makeReplayFile, parseReplayFile, replay } from './replay.js';
 import { shrinkChoices } from './shrink.js';
+import { ExecutionBuffers } from './units.js';
 
 const scenarioPath = (name: string) =>
   fileURLToPath(new URL(`../../scenarios/races/${name}.yaml`, import.meta.url));
@@ -277,6 +278,18 @@ describe('workers and shards: the same search, cut up', () => {
       expect(all.counterexample!.choices).toEqual(first.counterexample!.choices);
       expect(same(explore(rc5, { ...o, keepGoing: true, workers: 2 }))).toEqual(same(all));
     }
+  });
+
+  it('a buffer lent again after an execution is the same memory, zero-filled', () => {
+    const pool = new ExecutionBuffers();
+    const a = pool.alloc(8192);
+    a.fill(7);
+    pool.reclaim();
+    const b = pool.alloc(8192);
+    expect(b).toBe(a);
+    expect(b.every((x) => x === 0)).toBe(true);
+    expect(pool.alloc(8192)).not.toBe(b); // b is lent: its execution is running
+    expect(pool.alloc(4096).length).toBe(4096);
   });
 
   it.each(searches)('two worker threads give the one-thread result: %s', (name, t, o) => {

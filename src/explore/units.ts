@@ -16,6 +16,7 @@
  * can be cut at an execution budget), where its depth grew, and its first violation.
  */
 import { mulberry32 } from '../kernel/choices.js';
+import { type BufferPool, withBufferPool } from '../kernel/mm.js';
 import {
   type ChoicePoint,
   type Execution,
@@ -183,6 +184,39 @@ export function estimatePctK(target: Target): number {
   return Math.max(32, ex.log.filter((c) => c.kind === 'sched').length);
 }
 
+/**
+ * The buffers of a unit's executions: those of a finished execution are lent again, zeroed,
+ * to the next (its kernel is gone: the explorer keeps only its answers and violation).
+ */
+export class ExecutionBuffers implements BufferPool {
+  private readonly free = new Map<number, Uint8Array[]>();
+  private lent: Uint8Array[] = [];
+  private freeBytes = 0;
+
+  alloc(size: number): Uint8Array {
+    const b = this.free.get(size)?.pop();
+    if (b) {
+      this.freeBytes -= size;
+      b.fill(0);
+    }
+    const out = b ?? new Uint8Array(size);
+    this.lent.push(out);
+    return out;
+  }
+
+  /** the execution is over: its buffers can be lent again (up to 256 MiB kept) */
+  reclaim(): void {
+    for (const b of this.lent) {
+      if (this.freeBytes + b.length > 256 << 20) break;
+      let l = this.free.get(b.length);
+      if (!l) this.free.set(b.length, (l = []));
+      l.push(b);
+      this.freeBytes += b.length;
+    }
+    this.lent = [];
+  }
+}
+
 export interface RunUnitOptions {
   /** at most this many executions */
   limit: number;
@@ -201,8 +235,9 @@ export function runUnit(target: Target, cfg: SearchConfig, spec: UnitSpec, o: Ru
   let depth = 0;
   let executions = 0;
   let found: UnitResult['found'];
+  const buffers = new ExecutionBuffers();
   const run = (answer: (i: number, p: Omit<ChoicePoint, 'value'>) => number, tasks: boolean): Execution => {
-    const ex = execute(target, new ExecutionChoices(answer, tasks));
+    const ex = withBufferPool(buffers, () => execute(target, new ExecutionChoices(answer, tasks)));
     const at = executions++;
     prefixHashes(ex.log, (h) => {
       if (seen.has(h)) return;
@@ -216,6 +251,7 @@ export function runUnit(target: Target, cfg: SearchConfig, spec: UnitSpec, o: Ru
     }
     if (ex.violation && !found) found = { at, choices: ex.log.map((c) => c.value), violation: ex.violation };
     o.onExecution?.(ex, seen.size);
+    buffers.reclaim();
     return ex;
   };
   let exhausted = false;
