@@ -145,9 +145,13 @@ function explorerRate(name: string, profile: string, runs: number, workers: numb
   const file = fileURLToPath(new URL(`../../scenarios/races/${name}.yaml`, import.meta.url));
   const target = { scenario: loadScenario(file), profile };
   const t0 = process.hrtime.bigint();
+  const c0 = process.cpuUsage();
   const r = explore(target, { strategy: 'random', seed: 1, runs, workers, keepGoing: true, shrink: false });
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
-  return { executions: r.executions / s, states: r.states / s, n: r.executions, s };
+  const c = process.cpuUsage(c0);
+  // CPU seconds per second (GC threads included): how many cores the process got on a shared machine
+  const cores = (c.user + c.system) / 1e6 / s;
+  return { executions: r.executions / s, states: r.states / s, n: r.executions, s, cores };
 }
 
 console.log('explorer (random strategy, every execution of the budget; 2 workers include their start-up)');
@@ -168,7 +172,7 @@ for (const [name, runs] of [
           .toLocaleString('en-US')
           .padStart(
             8,
-          )} executions/s ${Math.round(r.states).toLocaleString('en-US').padStart(8)} states/s  (${r.n} in ${r.s.toFixed(2)} s)`,
+          )} executions/s ${Math.round(r.states).toLocaleString('en-US').padStart(8)} states/s  (${r.n} in ${r.s.toFixed(2)} s, ${r.cores.toFixed(2)} CPU-s/s)`,
       );
     console.log(`${''.padEnd(52)} ${(two.executions / one.executions).toFixed(2)}× with 2 workers`);
   }
