@@ -157,7 +157,7 @@ function explorerRate(name: string, profile: string, runs: number, workers: numb
 console.log('explorer (random strategy, every execution of the budget; 2 workers include their start-up)');
 for (const [name, runs] of [
   ['lost-wakeup', 120_000],
-  ['lost-wakeup-traffic', 8_000],
+  ['lost-wakeup-traffic', 20_000],
 ] as const) {
   for (const profile of ['linux-6.4-rc5', 'linux-6.4']) {
     explorerRate(name, profile, Math.round(runs / 10), 1); // warm-up
