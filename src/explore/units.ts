@@ -338,9 +338,10 @@ export function planUnits(target: Target, cfg: SearchConfig, runs: number, want:
     return out;
   }
   let units: Extract<UnitSpec, { kind: 'dfs' }>[] = [{ kind: 'dfs', prefix: [], floor: 0 }];
-  // units that cannot be split (single executions) do not count towards `want`
+  // units that cannot be split (single executions) do not count towards `want`; each split
+  // costs an execution: no more of them than the budget
   const done = new Set<Extract<UnitSpec, { kind: 'dfs' }>>();
-  for (let splits = 0; units.length - done.size < want && splits < 4 * want; splits++) {
+  for (let splits = 0; units.length - done.size < want && splits < Math.min(4 * want, runs); splits++) {
     // split the shallowest unit (the largest subtree, as far as one can tell), earliest first
     let pick = -1;
     for (let i = 0; i < units.length; i++)
