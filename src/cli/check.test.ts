@@ -11,9 +11,13 @@ const dir = mkdtempSync(join(tmpdir(), 'vhostsim-check-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const LOST = fileURLToPath(new URL('../../scenarios/races/lost-wakeup.yaml', import.meta.url));
 
-function run(argv: string[]): { code: number; out: string; err: string } {
+function run(
+  argv: string[],
+  o: { tty?: boolean; tickMs?: number } = {},
+): { code: number; out: string; err: string } {
   let out = '';
   let err = '';
+  let clock = 0;
   const io: Io = {
     out: (s) => {
       out += s;
@@ -23,8 +27,9 @@ function run(argv: string[]): { code: number; out: string; err: string } {
     },
     env: {},
     stdoutIsTTY: false,
-    stderrIsTTY: false,
-    now: () => 0,
+    stderrIsTTY: o.tty ?? false,
+    // a clock that advances on every reading, so that progress lines are due
+    now: () => (clock += o.tickMs ?? 0),
   };
   return { code: main(argv, io), out, err };
 }
@@ -100,6 +105,12 @@ describe('vhostsim check', () => {
       expect(two.code).toBe(one.code);
       expect(JSON.parse(two.out)).toEqual(JSON.parse(one.out));
     }
+  });
+
+  it('the progress line on a terminal shows executions/s, workers, states, depth and elapsed time', () => {
+    const r = run(['check', LOST, '--profile', 'linux-6.4', '--workers', '2'], { tty: true, tickMs: 700 });
+    expect(r.code).toBe(0);
+    expect(r.err).toMatch(/check: \d+ executions \(\d+\/s, 2 workers\), \d+ states, depth \d+, \d+\.\d s/);
   });
 
   it('--shard i/n summaries merge (--merge) into the summary of the unsharded search', () => {
