@@ -16,9 +16,10 @@ import {
   ShardMergeError,
   type ShardReport,
 } from './explore.js';
+import { runUnitsInWorkers } from './pool.js';
 import { exportTrace, formatInterleaving, makeReplayFile, parseReplayFile, replay } from './replay.js';
 import { shrinkChoices } from './shrink.js';
-import { ExecutionBuffers } from './units.js';
+import { combineUnits, ExecutionBuffers, runUnit, type SearchConfig, type UnitSpec } from './units.js';
 
 const scenarioPath = (name: string) =>
   fileURLToPath(new URL(`../../scenarios/races/${name}.yaml`, import.meta.url));
@@ -277,6 +278,49 @@ describe('workers and shards: the same search, cut up', () => {
       expect(all.counterexample!.foundAt).toBe(first.counterexample!.foundAt);
       expect(all.counterexample!.choices).toEqual(first.counterexample!.choices);
       expect(same(explore(rc5, { ...o, keepGoing: true, workers: 2 }))).toEqual(same(all));
+    }
+  });
+
+  it('an idle worker gets the work a running dfs unit gives away; the combined result is the same', () => {
+    const root: UnitSpec = { kind: 'dfs', prefix: [], floor: 0 };
+    for (const [t, bound, runs] of [
+      [fixed, 3, 10_000],
+      [fixed, 3, 60],
+      [rc5, 2, 10_000],
+      [{ scenario: TRAFFIC, profile: 'linux-6.4' }, 1, 400],
+    ] as const) {
+      const cfg: SearchConfig = {
+        strategy: 'dfs',
+        bound,
+        maxFaults: 1,
+        seed: 1,
+        faultProbability: 0,
+        depth: 3,
+        k: 0,
+      };
+      // one unit for two workers: the second starts idle
+      const pooled = runUnitsInWorkers(t, cfg, [root], {
+        workers: 2,
+        mine: [0],
+        runs,
+        contiguous: true,
+        outOfTime: () => false,
+      });
+      expect(
+        pooled.some((p) => p.plan === null),
+        `${t.profile} ${bound} ${runs}`,
+      ).toBe(true);
+      const split = combineUnits(
+        pooled.map((p) => p.result),
+        runs,
+      );
+      const whole = combineUnits([runUnit(t, cfg, root, { limit: runs })], runs);
+      expect(split.executions).toBe(whole.executions);
+      expect(split.states).toEqual(whole.states);
+      expect(split.depth).toBe(whole.depth);
+      expect(split.complete).toBe(whole.complete);
+      expect(split.found?.foundAt).toBe(whole.found?.foundAt);
+      expect(split.found?.choices).toEqual(whole.found?.choices);
     }
   });
 

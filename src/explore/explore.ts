@@ -232,12 +232,17 @@ export function explore(target: Target, o: ExploreOptions = {}): ExploreResult {
   };
   const outOfTime = () => o.timeBudgetMs !== undefined && now() - t0 > o.timeBudgetMs;
   const run = { runs, contiguous: !shard, outOfTime, onProgress: progress };
-  const results =
-    workers > 1
-      ? runUnitsInWorkers(target, cfg, plan, { ...run, workers, mine })
-      : runUnitsHere(target, cfg, plan, mine, run);
+  // by plan index (a shard reports its plan units), and in the search's order
+  let results: (UnitResult | undefined)[];
+  let ordered: (UnitResult | undefined)[];
+  if (workers > 1) {
+    const pooled = runUnitsInWorkers(target, cfg, plan, { ...run, workers, mine });
+    results = new Array(plan.length);
+    for (const p of pooled) if (p.plan !== null) results[p.plan] = p.result;
+    ordered = pooled.map((p) => p.result);
+  } else ordered = results = runUnitsHere(target, cfg, plan, mine, run);
 
-  const combined: Combined = shard ? combineOwn(results) : combineUnits(results, runs, cfg.keepGoing);
+  const combined: Combined = shard ? combineOwn(results) : combineUnits(ordered, runs, cfg.keepGoing);
   const searchMs = now() - t0;
   const finalProgress = () => {
     const elapsedMs = now() - t0;

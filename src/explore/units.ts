@@ -224,6 +224,12 @@ export interface RunUnitOptions {
   stop?: () => boolean;
   /** called after every execution, with the distinct prefixes the unit reached so far */
   onExecution?: (ex: Execution, states: number) => void;
+  /**
+   * dfs: asked between executions; when it wants work, the unit gives away the untried
+   * answers at its shallowest choice point that has any (`give`, possibly nothing), as units
+   * that come after the rest of this one in the depth-first order
+   */
+  donate?: { wanted(): boolean; give(units: UnitSpec[]): void };
 }
 
 /** Run one unit of a search. */
@@ -288,6 +294,17 @@ export function runUnit(target: Target, cfg: SearchConfig, spec: UnitSpec, o: Ru
       if (!next) {
         exhausted = true;
         break;
+      }
+      if (o.donate?.wanted()) {
+        const given: UnitSpec[] = [];
+        for (let j = spec.floor; j < stack.length && given.length === 0; j++) {
+          const e = stack[j]!;
+          for (const v of alternatives(e, cfg)) {
+            e.tried.add(v);
+            given.push({ kind: 'dfs', prefix: [...next.slice(0, j), v], floor: j + 1 });
+          }
+        }
+        o.donate.give(given);
       }
       prefix = next;
       if (executions >= o.limit || o.stop?.()) break;

@@ -1,12 +1,13 @@
 /**
- * A search worker (see pool.ts): runs the units the coordinator hands it, one at a time,
- * and posts each result back; a unit stops early when the shared cut-off passes it.
+ * A search worker (see pool.ts): runs the units the coordinator hands it, one at a time, and
+ * posts each result back; a unit stops early when its stop flag is set, and gives work away
+ * when its donate flag is.
  */
 import { workerData } from 'node:worker_threads';
-import type { UnitTask, WorkerInit, WorkerMessage } from './pool.js';
+import { donateFlag, stopFlag, type UnitTask, type WorkerInit, type WorkerMessage } from './pool.js';
 import { runUnit } from './units.js';
 
-const { target, cfg, port, shared } = workerData as WorkerInit;
+const { target, cfg, port, slot, shared } = workerData as WorkerInit;
 const sig = new Int32Array(shared);
 
 function send(m: WorkerMessage): void {
@@ -22,18 +23,25 @@ port.on('message', (task: UnitTask) => {
     let depth = 0;
     const result = runUnit(target, cfg, task.spec, {
       limit: task.limit,
-      stop: () => Atomics.load(sig, 1) <= task.index,
+      stop: () => Atomics.load(sig, stopFlag(slot)) !== 0,
+      donate: {
+        wanted: () => Atomics.load(sig, donateFlag(slot)) !== 0,
+        give: (units) => {
+          Atomics.store(sig, donateFlag(slot), 0);
+          send({ type: 'donate', units });
+        },
+      },
       onExecution: (ex) => {
         executions++;
         if (ex.log.length > depth) depth = ex.log.length;
         const now = performance.now();
         if (now - last >= 250) {
           last = now;
-          send({ type: 'progress', index: task.index, executions, depth });
+          send({ type: 'progress', executions, depth });
         }
       },
     });
-    send({ type: 'done', index: task.index, result });
+    send({ type: 'done', result });
   } catch (e) {
     send({ type: 'error', message: (e as Error).stack ?? String(e) });
   }
