@@ -34,7 +34,7 @@ function run(
   return { code: main(argv, io), out, err };
 }
 
-describe('vhostsim check', () => {
+describe('vhostsim check', { timeout: 60_000 }, () => {
   const replayFile = join(dir, 'cx.json');
   const found = run(['check', LOST, '--profile', 'linux-6.4-rc5', '--output', replayFile]);
 

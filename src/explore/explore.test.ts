@@ -196,7 +196,8 @@ describe('violations', () => {
   });
 });
 
-describe('workers and shards: the same search, cut up', () => {
+// worker threads start slowly on a loaded machine: a generous limit per test
+describe('workers and shards: the same search, cut up', { timeout: 60_000 }, () => {
   /** the result without its wall-clock time and its shard part */
   const same = (r: ExploreResult) => {
     const { shard: _shard, ...rest } = timeless(r);
