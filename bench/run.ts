@@ -5,13 +5,19 @@
  *  - fork+exit+wait4 cycles per second
  *  - context switches per second (two tasks at preemption points)
  *  - memory per idle task (heap bytes per sleeping thread)
+ *  - the explorer on the race scenarios (scenarios/races/lost-wakeup*.yaml, on linux-6.4-rc5
+ *    and linux-6.4): executions and distinct states per second, in this thread and with 2
+ *    worker threads (random strategy, past every violation: the whole budget runs)
  * Trace recording is off: it measures the model, not the trace buffer.
  */
+import { fileURLToPath } from 'node:url';
+import { explore } from '../src/explore/explore.js';
 import { Kernel } from '../src/kernel/kernel.js';
 import { RLIMIT_NPROC } from '../src/kernel/rlimit.js';
 import { Op } from '../src/kernel/sched.js';
 import { type Sys, spawnProcess } from '../src/kernel/syscalls.js';
 import { getProfile } from '../src/profiles/eras.js';
+import { loadScenario } from '../src/scenario/load.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 
@@ -131,4 +137,43 @@ else {
   console.log(
     `${'memory per idle task'.padEnd(40)} ${Math.round(bytes).toLocaleString('en-US').padStart(12)} bytes  (20000 sleeping threads)`,
   );
+}
+
+/** The explorer's throughput: `runs` random executions of a race scenario, in `workers` threads. */
+function explorerRate(name: string, profile: string, runs: number, workers: number) {
+  // the compiled bench lives in .bench/bench/: the scenarios are two levels up
+  const file = fileURLToPath(new URL(`../../scenarios/races/${name}.yaml`, import.meta.url));
+  const target = { scenario: loadScenario(file), profile };
+  const t0 = process.hrtime.bigint();
+  const c0 = process.cpuUsage();
+  const r = explore(target, { strategy: 'random', seed: 1, runs, workers, keepGoing: true, shrink: false });
+  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  const c = process.cpuUsage(c0);
+  // CPU seconds per second (GC threads included): how many cores the process got on a shared machine
+  const cores = (c.user + c.system) / 1e6 / s;
+  return { executions: r.executions / s, states: r.states / s, n: r.executions, s, cores };
+}
+
+console.log('explorer (random strategy, every execution of the budget; 2 workers include their start-up)');
+for (const [name, runs] of [
+  ['lost-wakeup', 120_000],
+  ['lost-wakeup-traffic', 20_000],
+] as const) {
+  for (const profile of ['linux-6.4-rc5', 'linux-6.4']) {
+    explorerRate(name, profile, Math.round(runs / 10), 1); // warm-up
+    const one = explorerRate(name, profile, runs, 1);
+    const two = explorerRate(name, profile, runs, 2);
+    for (const [w, r] of [
+      [1, one],
+      [2, two],
+    ] as const)
+      console.log(
+        `${`${name} on ${profile}, ${w} worker${w > 1 ? 's' : ''}`.padEnd(52)} ${Math.round(r.executions)
+          .toLocaleString('en-US')
+          .padStart(
+            8,
+          )} executions/s ${Math.round(r.states).toLocaleString('en-US').padStart(8)} states/s  (${r.n} in ${r.s.toFixed(2)} s, ${r.cores.toFixed(2)} CPU-s/s)`,
+      );
+    console.log(`${''.padEnd(52)} ${(two.executions / one.executions).toFixed(2)}× with 2 workers`);
+  }
 }

@@ -11,9 +11,13 @@ const dir = mkdtempSync(join(tmpdir(), 'vhostsim-check-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const LOST = fileURLToPath(new URL('../../scenarios/races/lost-wakeup.yaml', import.meta.url));
 
-function run(argv: string[]): { code: number; out: string; err: string } {
+function run(
+  argv: string[],
+  o: { tty?: boolean; tickMs?: number } = {},
+): { code: number; out: string; err: string } {
   let out = '';
   let err = '';
+  let clock = 0;
   const io: Io = {
     out: (s) => {
       out += s;
@@ -23,13 +27,14 @@ function run(argv: string[]): { code: number; out: string; err: string } {
     },
     env: {},
     stdoutIsTTY: false,
-    stderrIsTTY: false,
-    now: () => 0,
+    stderrIsTTY: o.tty ?? false,
+    // a clock that advances on every reading, so that progress lines are due
+    now: () => (clock += o.tickMs ?? 0),
   };
   return { code: main(argv, io), out, err };
 }
 
-describe('vhostsim check', () => {
+describe('vhostsim check', { timeout: 60_000 }, () => {
   const replayFile = join(dir, 'cx.json');
   const found = run(['check', LOST, '--profile', 'linux-6.4-rc5', '--output', replayFile]);
 
@@ -88,6 +93,124 @@ describe('vhostsim check', () => {
     expect(run(['check', LOST, '--profile', 'linux-6.4', '--runs', '0']).code).toBe(2);
     expect(run(['check', LOST, '--profile', 'linux-6.4', '--faults', 'signal']).code).toBe(2);
     expect(run(['check', join(dir, 'missing.yaml'), '--profile', 'linux-6.4']).code).toBe(2);
+  });
+
+  it('--faults signals finds the SIGSTOP that leaves a process behind, and its replay file reproduces it', () => {
+    const sc = join(dir, 'stop-leaks.yaml');
+    writeFileSync(
+      sc,
+      [
+        'name: stop-leaks',
+        'profiles: [linux-6.12]',
+        'processes:',
+        '  qemu:',
+        '    program:',
+        '      - open: { path: /dev/vhost-net, as: net }',
+        '      - ioctl: { fd: net, cmd: VHOST_SET_OWNER }',
+        'checks:',
+        '  end:',
+        '    default:',
+        '      leaks: none',
+      ].join('\n'),
+    );
+    expect(run(['check', sc]).code).toBe(0);
+    const cxFile = join(dir, 'stop-cx.json');
+    const r = run(['check', sc, '--faults', 'signals', '--output', cxFile]);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('fault-signal at signal arrival: injected');
+    expect(r.out).toMatch(/fault_signal: sig=19 comm=qemu pid=3/);
+    expect(r.out).toContain('expectation: check end: leaks: expected none');
+    const rf = JSON.parse(readFileSync(cxFile, 'utf8'));
+    expect(rf.faults).toEqual(['signals']);
+    const a = run(['replay', cxFile, '--format', 'ftrace']);
+    const b = run(['replay', cxFile, '--format', 'ftrace']);
+    expect(a.code).toBe(1);
+    expect(a.out).toContain('fault_signal: sig=19');
+    expect(a.out).toBe(b.out);
+  });
+
+  it('--faults names an unknown fault kind and suggests the right one (exit 2)', () => {
+    const r = run(['check', LOST, '--faults', 'alloc,signal']);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('found "signal"; did you mean "signals"?');
+  });
+
+  it('--workers 2 prints the same summary as one worker', () => {
+    for (const args of [
+      ['--profile', 'linux-6.4-rc5'],
+      ['--profile', 'linux-6.4', '--strategy', 'pct', '--runs', '200'],
+    ]) {
+      const one = run(['check', LOST, ...args, '--json']);
+      const two = run(['check', LOST, ...args, '--json', '--workers', '2']);
+      expect(two.code).toBe(one.code);
+      expect(JSON.parse(two.out)).toEqual(JSON.parse(one.out));
+    }
+  });
+
+  it('the progress line on a terminal shows executions/s, workers, states, depth and elapsed time', () => {
+    const r = run(['check', LOST, '--profile', 'linux-6.4', '--workers', '2'], { tty: true, tickMs: 700 });
+    expect(r.code).toBe(0);
+    expect(r.err).toMatch(/check: \d+ executions \(\d+\/s, 2 workers\), \d+ states, depth \d+, \d+\.\d s/);
+  });
+
+  it('--shard i/n summaries merge (--merge) into the summary of the unsharded search', () => {
+    for (const args of [
+      ['--profile', 'linux-6.4-rc5'],
+      ['--profile', 'linux-6.4'],
+      ['--profile', 'linux-6.4-rc5', '--strategy', 'random', '--runs', '300'],
+      ['--profile', 'linux-6.4', '--strategy', 'pct', '--runs', '300'],
+    ]) {
+      const whole = run(['check', LOST, ...args, '--json']);
+      const files = [1, 2, 3].map((i) => {
+        const f = join(dir, `shard-${i}.json`);
+        const r = run(['check', LOST, ...args, '--json', '--shard', `${i}/3`]);
+        expect(JSON.parse(r.out).shard).toMatchObject({ format: 'vhostsim-check-shard', index: i, count: 3 });
+        writeFileSync(f, r.out);
+        return f;
+      });
+      const merged = run(['check', '--merge', ...files.reverse(), '--json']);
+      expect(merged.code).toBe(whole.code);
+      expect(JSON.parse(merged.out)).toEqual(JSON.parse(whole.out));
+    }
+    const text = run(['check', '--merge', ...[1, 2, 3].map((i) => join(dir, `shard-${i}.json`))]);
+    expect(text.out).toContain('no violation found');
+  });
+
+  it('--merge --output saves the merged counterexample, which replays', () => {
+    const files = [1, 2].map((i) => {
+      const f = join(dir, `rc5-${i}.json`);
+      writeFileSync(f, run(['check', LOST, '--profile', 'linux-6.4-rc5', '--json', '--shard', `${i}/2`]).out);
+      return f;
+    });
+    const out = join(dir, 'merged-cx.json');
+    const merged = run(['check', '--merge', ...files, '--output', out]);
+    expect(merged.code).toBe(1);
+    expect(merged.out).toContain('counterexample found after 2 executions');
+    expect(JSON.parse(readFileSync(out, 'utf8'))).toMatchObject({ choices: [0, 0, 0, 0, 0, 0, 1] });
+    expect(run(['replay', out]).out).toContain('reproduced: deadlock');
+  });
+
+  it('--merge refuses shards of different searches, missing shards and other files (exit 2)', () => {
+    const shard = (profile: string, i: number, n: number) => {
+      const f = join(dir, `${profile}-${i}-${n}.json`);
+      writeFileSync(f, run(['check', LOST, '--profile', profile, '--json', '--shard', `${i}/${n}`]).out);
+      return f;
+    };
+    const a = shard('linux-6.4', 1, 2);
+    const b = shard('linux-6.4-rc5', 2, 2);
+    const foreign = run(['check', '--merge', a, b]);
+    expect(foreign.code).toBe(2);
+    expect(foreign.err).toContain('are not shards of one search: the profile differs');
+    const missing = run(['check', '--merge', a]);
+    expect(missing.code).toBe(2);
+    expect(missing.err).toContain('missing shard 2/2');
+    const plain = join(dir, 'plain.json');
+    writeFileSync(plain, run(['check', LOST, '--profile', 'linux-6.4', '--json']).out);
+    expect(run(['check', '--merge', a, plain]).err).toContain(
+      'not the --json summary of a check --shard run',
+    );
+    expect(run(['check', LOST, '--profile', 'linux-6.4', '--shard', '3/2']).code).toBe(2);
+    expect(run(['check', LOST, '--profile', 'linux-6.4', '--workers', '0']).code).toBe(2);
   });
 
   it('replay reproduces it (exit 1) and exports the same trace every time', () => {

@@ -7,11 +7,23 @@
  * Exit status: check — 0 nothing found, 1 a counterexample, 2 bad input; replay — 1 the
  * counterexample reproduced (the violation still holds), 0 it did not, 2 bad input.
  */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { formatViolation, type Target } from '../explore/execute.js';
-import { explore, STRATEGIES, type Strategy } from '../explore/explore.js';
+import { formatViolation, type Target, type Violation } from '../explore/execute.js';
+import {
+  type ExploreProgress,
+  explore,
+  mergeShards,
+  ShardMergeError,
+  type ShardReport,
+  STRATEGIES,
+  type Strategy,
+} from '../explore/explore.js';
 import {
   exportTrace,
+  FAULT_KINDS,
+  type FaultKind,
   formatInterleaving,
   makeReplayFile,
   ReplayFileError,
@@ -21,6 +33,8 @@ import {
   replayTarget,
 } from '../explore/replay.js';
 import { findProfile } from '../profiles/eras.js';
+import { closest } from '../scenario/errors.js';
+import type { LoadedScenario } from '../scenario/load.js';
 import { colors } from '../views/common.js';
 import { loadScenario, parseNonNegativeInt, selectProfiles, writeFileAtomic } from './common.js';
 import { CliError, EXIT_FAILED, EXIT_OK, type Io, stdoutColor } from './io.js';
@@ -47,8 +61,11 @@ interface CheckOptions {
   seed?: number;
   preemptions: number;
   depth: number;
-  faults?: 'alloc';
+  faults?: FaultKind[];
   maxSteps?: number;
+  workers: number;
+  shard?: { index: number; count: number };
+  merge?: string[];
   output?: string;
   json?: boolean;
   shrink: boolean;
@@ -62,20 +79,36 @@ function parseParam(value: string, prev: Record<string, number>): Record<string,
   return { ...prev, [m[1]!]: Number(m[2]) };
 }
 
+/** `--faults alloc,signals`: a comma-separated list of fault kinds. */
+function parseFaults(value: string): FaultKind[] {
+  const kinds = value.split(',').map((x) => x.trim());
+  for (const k of kinds)
+    if (!(FAULT_KINDS as readonly string[]).includes(k)) {
+      const hint = closest(k, [...FAULT_KINDS]);
+      throw new InvalidArgumentError(
+        `expected a comma-separated list of ${FAULT_KINDS.join(', ')}, found "${k}"${hint ? `; did you mean "${hint}"?` : '.'}`,
+      );
+    }
+  return FAULT_KINDS.filter((k) => kinds.includes(k));
+}
+
+function parseShard(value: string): { index: number; count: number } {
+  const m = /^(\d+)\/(\d+)$/.exec(value);
+  const index = Number(m?.[1]);
+  const count = Number(m?.[2]);
+  if (!m || count < 1 || index < 1 || index > count)
+    throw new InvalidArgumentError('expected i/n with 1 ≤ i ≤ n, e.g. 2/4.');
+  return { index, count };
+}
+
 /** A progress line on stderr: rewritten in place on a terminal, a line every 10 s elsewhere. */
-function progressReporter(io: Io) {
+function progressReporter(io: Io, workers: number) {
   const tty = io.stderrIsTTY;
   let last = 0;
   let shown = false;
   return {
-    update(p: {
-      executions: number;
-      states: number;
-      depth: number;
-      elapsedMs: number;
-      executionsPerSec: number;
-    }) {
-      const line = `check: ${p.executions} executions (${Math.round(p.executionsPerSec)}/s), ${p.states} states, depth ${p.depth}, ${(p.elapsedMs / 1000).toFixed(1)} s`;
+    update(p: ExploreProgress) {
+      const line = `check: ${p.executions} executions (${Math.round(p.executionsPerSec)}/s${workers > 1 ? `, ${workers} workers` : ''}), ${p.states} states, depth ${p.depth}, ${(p.elapsedMs / 1000).toFixed(1)} s`;
       if (tty) {
         io.err(`\r\u001b[K${line}`);
         shown = true;
@@ -90,13 +123,234 @@ function progressReporter(io: Io) {
   };
 }
 
+/** The search's bounds as the JSON summary states them (shards of one search share them). */
+interface Bounds {
+  runs: number;
+  preemptions?: number;
+  seed?: number;
+  depth?: number;
+  faults: string[];
+  maxSteps?: number;
+}
+
+/** What `check` prints, from a search or from merged shards. */
+interface CheckOutcome {
+  scenario: string;
+  /** the scenario's parameters in effect (`params`, `--param`), when it has any */
+  params?: Record<string, number>;
+  file: string;
+  /** sha256 of the scenario document: shards of one search have the same */
+  digest: string;
+  profile: string;
+  strategy: Strategy;
+  bounds: Bounds;
+  verdict: 'violation' | 'ok';
+  complete: boolean;
+  executions: number;
+  states: number;
+  depth: number;
+  elapsedMs: number;
+  counterexample?: {
+    violation: Violation;
+    choices: number[];
+    found: number[];
+    foundAt: number;
+    shrinkRuns: number;
+    shrinkMs: number;
+    replayFile?: string;
+    interleaving: string[];
+  };
+  shard?: ShardReport;
+}
+
+const SHARD_FORMAT = 'vhostsim-check-shard';
+
+function describeBounds(o: Pick<CheckOutcome, 'strategy' | 'bounds'>): string {
+  const b = o.bounds;
+  return o.strategy === 'dfs'
+    ? `dfs, ≤ ${b.preemptions} preemptions, ≤ ${b.runs} executions`
+    : `${o.strategy}, seed ${b.seed}, ${b.runs} executions${o.strategy === 'pct' ? `, depth ${b.depth}` : ''}`;
+}
+
+function printOutcome(io: Io, x: CheckOutcome, json: boolean): void {
+  const rate = x.elapsedMs > 0 ? (x.executions * 1000) / x.elapsedMs : 0;
+  const cx = x.counterexample;
+  if (json) {
+    const { digest, shard, ...rest } = x;
+    io.out(
+      `${JSON.stringify(
+        {
+          ...rest,
+          elapsedMs: Math.round(x.elapsedMs),
+          executionsPerSec: Math.round(rate),
+          ...(cx ? { counterexample: { ...cx, shrinkMs: Math.round(cx.shrinkMs) } } : {}),
+          ...(shard ? { shard: { format: SHARD_FORMAT, digest, ...shard } } : {}),
+        },
+        null,
+        2,
+      )}\n`,
+    );
+    return;
+  }
+  const c = colors(stdoutColor(io));
+  const params = x.params
+    ? ` [${Object.entries(x.params)
+        .map(([n, v]) => `${n}=${v}`)
+        .join(' ')}]`
+    : '';
+  const lines = [
+    `vhostsim check ${x.scenario}${params} on ${x.profile} (${describeBounds(x)})${x.shard ? `, shard ${x.shard.index}/${x.shard.count}` : ''}`,
+  ];
+  const stats = `${x.executions} executions, ${x.states} states, depth ${x.depth}, ${(x.elapsedMs / 1000).toFixed(2)} s, ${Math.round(rate)} executions/s`;
+  if (cx) {
+    lines.push(
+      c.red(`counterexample found after ${cx.foundAt} executions`),
+      `  ${stats}`,
+      '',
+      formatViolation(cx.violation),
+      '',
+      `choices (${cx.choices.length}, shrunk from ${cx.found.length} in ${cx.shrinkRuns} runs, ${(cx.shrinkMs / 1000).toFixed(2)} s): [${cx.choices.join(', ')}]`,
+      '',
+      'interleaving:',
+      cx.interleaving.join('\n'),
+      '',
+      cx.replayFile
+        ? `saved to ${cx.replayFile}: vhostsim replay ${cx.replayFile} [--format ftrace|chrome]`
+        : 'save it with --output <file>, then: vhostsim replay <file>',
+    );
+  } else {
+    lines.push(
+      c.green('no violation found'),
+      `  ${stats}`,
+      x.shard
+        ? '  this shard alone'
+        : x.complete
+          ? `  complete: every execution with at most ${x.bounds.preemptions} preemptions${x.bounds.faults.length ? ' and 1 injected fault' : ''} was explored`
+          : '  not exhaustive: the execution budget ran out first (raise --runs)',
+    );
+  }
+  if (x.shard)
+    lines.push(
+      `shard ${x.shard.index}/${x.shard.count}: merge the --json summaries of every shard with vhostsim check --merge <summary.json…>`,
+    );
+  io.out(`${lines.join('\n')}\n`);
+}
+
+/** Save the counterexample as a replay file; returns its path. */
+function saveReplay(
+  file: string,
+  output: string,
+  target: Target,
+  x: Pick<CheckOutcome, 'strategy' | 'bounds' | 'executions'>,
+  cx: NonNullable<CheckOutcome['counterexample']>,
+): string {
+  const rf = makeReplayFile({
+    scenarioPath: file,
+    replayPath: output,
+    target,
+    choices: cx.choices,
+    violation: cx.violation,
+    search: {
+      strategy: x.strategy,
+      executions: x.executions,
+      foundAt: cx.foundAt,
+      found: cx.found,
+      ...(x.strategy === 'dfs' ? { preemptions: x.bounds.preemptions } : { seed: x.bounds.seed }),
+    },
+  });
+  writeFileAtomic(output, `${compactJson(rf)}\n`);
+  return output;
+}
+
+const digestOf = (sc: LoadedScenario) => createHash('sha256').update(JSON.stringify(sc.doc)).digest('hex');
+
+/** Read the shard summaries and merge them into the outcome of the unsharded search. */
+function mergeSummaries(paths: readonly string[]): CheckOutcome {
+  const shards = paths.map((path) => {
+    let v: unknown;
+    try {
+      v = JSON.parse(readFileSync(path, 'utf8'));
+    } catch (e) {
+      throw new CliError(
+        `vhostsim: ${path}: cannot read a summary (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      );
+    }
+    const x = v as CheckOutcome & { shard?: ShardReport & { format?: string; digest?: string } };
+    if (x === null || typeof x !== 'object' || x.shard?.format !== SHARD_FORMAT)
+      throw new CliError(`vhostsim: ${path}: not the --json summary of a check --shard run`);
+    return { path, x, digest: x.shard.digest ?? '' };
+  });
+  const first = shards[0]!;
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  for (const s of shards.slice(1)) {
+    const differs = (
+      [
+        ['scenario', s.x.scenario, first.x.scenario],
+        ['scenario document', s.digest, first.digest],
+        ['profile', s.x.profile, first.x.profile],
+        ['strategy', s.x.strategy, first.x.strategy],
+        ['bounds', s.x.bounds, first.x.bounds],
+        ['shard count', s.x.shard!.count, first.x.shard!.count],
+      ] as const
+    ).find(([, a, b]) => !same(a, b));
+    if (differs)
+      throw new CliError(
+        `vhostsim: ${s.path} and ${first.path} are not shards of one search: the ${differs[0]} differs (${JSON.stringify(differs[1])} vs ${JSON.stringify(differs[2])})`,
+      );
+  }
+  let m: ReturnType<typeof mergeShards>;
+  try {
+    m = mergeShards(
+      first.x.strategy,
+      shards.map((s) => s.x.shard!),
+      first.x.bounds.runs,
+    );
+  } catch (e) {
+    if (e instanceof ShardMergeError) throw new CliError(`vhostsim: cannot merge: ${e.message}`);
+    throw e;
+  }
+  let counterexample: CheckOutcome['counterexample'];
+  if (m.found) {
+    const owner = shards.find((s) => s.x.shard!.index === m.found!.shard)!;
+    const cx = owner.x.counterexample;
+    if (!cx || !same(cx.found, m.found.choices))
+      throw new CliError(`vhostsim: ${owner.path}: its counterexample is not the one its units report`);
+    const { replayFile: _saved, ...rest } = cx;
+    counterexample = { ...rest, foundAt: m.found.foundAt };
+  }
+  const { shard: _shard, ...base } = first.x;
+  return {
+    ...base,
+    digest: first.digest,
+    verdict: m.verdict,
+    complete: m.complete,
+    executions: m.executions,
+    states: m.states,
+    depth: m.depth,
+    // the shards ran side by side: the merged search took as long as the slowest
+    elapsedMs: Math.max(...shards.map((s) => s.x.elapsedMs)),
+    ...(counterexample ? { counterexample } : {}),
+  };
+}
+
+/** The explorer target of merged shards (for their replay file). */
+function mergedTarget(sc: LoadedScenario, x: CheckOutcome): Target {
+  return {
+    scenario: sc,
+    profile: x.profile,
+    faultAlloc: x.bounds.faults.includes('alloc'),
+    faultSignals: x.bounds.faults.includes('signals'),
+    ...(x.bounds.maxSteps !== undefined ? { maxSteps: x.bounds.maxSteps } : {}),
+  };
+}
+
 export function registerCheck(program: Command, ctx: CommandContext): void {
   program
     .command('check')
     .description(
       'explore the interleavings (and opt-in faults) of a scenario on one profile for violated invariants, deadlocks, hangs and failed expectations',
     )
-    .argument('<file>', 'scenario file (YAML)')
+    .argument('[file]', 'scenario file (YAML)')
     .option('--profile <name>', "the profile to check (default: the scenario's only profile)")
     .addOption(new Option('--strategy <s>', 'search strategy').choices([...STRATEGIES]).default('dfs'))
     .addOption(
@@ -118,13 +372,30 @@ export function registerCheck(program: Command, ctx: CommandContext): void {
         .argParser(parsePositiveInt)
         .default(3),
     )
-    .addOption(new Option('--faults <kind>', 'also inject faults of this kind').choices(['alloc']))
+    .addOption(
+      new Option(
+        '--faults <kinds>',
+        'also inject faults: alloc (allocation failures), signals (SIGKILL/SIGSTOP arriving for a user process before any slice), or both: alloc,signals',
+      ).argParser(parseFaults),
+    )
     .addOption(
       new Option(
         '--max-steps <n>',
         'bounded liveness: a run needing more scheduler slices is a violation',
       ).argParser(parsePositiveInt),
     )
+    .addOption(
+      new Option('--workers <n>', 'run the executions in n worker threads (same result as 1)')
+        .argParser(parsePositiveInt)
+        .default(1),
+    )
+    .addOption(
+      new Option(
+        '--shard <i/n>',
+        'run only part i of n of the search (merge the --json summaries with --merge)',
+      ).argParser(parseShard),
+    )
+    .option('--merge <summary...>', 'combine the --json summaries of every shard of one search')
     .option('--output <file>', 'save the counterexample as a replay file')
     .option(
       '--param <name=value>',
@@ -134,8 +405,34 @@ export function registerCheck(program: Command, ctx: CommandContext): void {
     )
     .option('--no-shrink', 'keep the counterexample as found')
     .option('--json', 'print a JSON summary')
-    .action((file: string, opts: CheckOptions) => {
+    .action((file: string | undefined, opts: CheckOptions) => {
       const { io } = ctx;
+      if (opts.merge) {
+        if (file !== undefined || opts.shard)
+          throw new CliError(
+            'vhostsim: check --merge takes shard summaries only (no scenario file, no --shard)',
+          );
+        const x = mergeSummaries(opts.merge);
+        if (x.counterexample && opts.output !== undefined) {
+          const sc = loadScenario(x.file, x.params ?? {});
+          if (digestOf(sc) !== x.digest)
+            throw new CliError(
+              `vhostsim: ${x.file} is not the scenario the shards searched (it has changed)`,
+            );
+          x.counterexample.replayFile = saveReplay(
+            x.file,
+            opts.output,
+            mergedTarget(sc, x),
+            x,
+            x.counterexample,
+          );
+        }
+        printOutcome(io, x, opts.json ?? false);
+        ctx.code = x.counterexample ? EXIT_FAILED : EXIT_OK;
+        return;
+      }
+      if (file === undefined)
+        throw new CliError('vhostsim: check needs a scenario file (or --merge <summary…>)');
       const sc = loadScenario(file, opts.param);
       let profile: string;
       if (opts.profile === undefined) {
@@ -153,10 +450,11 @@ export function registerCheck(program: Command, ctx: CommandContext): void {
       const target: Target = {
         scenario: sc,
         profile,
-        faultAlloc: opts.faults === 'alloc',
+        faultAlloc: opts.faults?.includes('alloc') ?? false,
+        faultSignals: opts.faults?.includes('signals') ?? false,
         ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : {}),
       };
-      const progress = progressReporter(io);
+      const progress = progressReporter(io, opts.workers);
       const r = explore(target, {
         strategy: opts.strategy,
         ...(opts.runs !== undefined ? { runs: opts.runs } : {}),
@@ -164,118 +462,50 @@ export function registerCheck(program: Command, ctx: CommandContext): void {
         preemptions: opts.preemptions,
         depth: opts.depth,
         shrink: opts.shrink,
+        workers: opts.workers,
+        ...(opts.shard ? { shard: opts.shard } : {}),
         onProgress: (p) => progress.update(p),
         now: () => io.now(),
       });
       progress.done();
-      const rate = r.elapsedMs > 0 ? (r.executions * 1000) / r.elapsedMs : 0;
-      const bounds =
-        opts.strategy === 'dfs'
-          ? `dfs, ≤ ${opts.preemptions} preemptions, ≤ ${opts.runs ?? 10_000} executions`
-          : `${opts.strategy}, seed ${opts.seed ?? 1}, ${opts.runs ?? 1000} executions${opts.strategy === 'pct' ? `, depth ${opts.depth}` : ''}`;
+      const x: CheckOutcome = {
+        scenario: sc.doc.name,
+        ...(sc.params ? { params: sc.params } : {}),
+        file,
+        digest: digestOf(sc),
+        profile,
+        strategy: r.strategy,
+        bounds: {
+          runs: opts.runs ?? (opts.strategy === 'dfs' ? 10_000 : 1000),
+          ...(opts.strategy === 'dfs' ? { preemptions: opts.preemptions } : { seed: opts.seed ?? 1 }),
+          ...(opts.strategy === 'pct' ? { depth: opts.depth } : {}),
+          faults: opts.faults ?? [],
+          ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : {}),
+        },
+        verdict: r.verdict,
+        complete: r.complete,
+        executions: r.executions,
+        states: r.states,
+        depth: r.depth,
+        elapsedMs: r.elapsedMs,
+        ...(r.shard ? { shard: r.shard } : {}),
+      };
       const cx = r.counterexample;
-      let replayPath: string | undefined;
-      let interleaving: string | undefined;
       if (cx) {
         const replayed = replay(target, { choices: cx.choices, violation: cx.violation });
-        interleaving = formatInterleaving(replayed.execution);
-        if (opts.output !== undefined) {
-          const rf = makeReplayFile({
-            scenarioPath: file,
-            replayPath: opts.output,
-            target,
-            choices: cx.choices,
-            violation: cx.violation,
-            search: {
-              strategy: r.strategy,
-              executions: r.executions,
-              foundAt: cx.foundAt,
-              found: cx.found,
-              ...(opts.strategy === 'dfs' ? { preemptions: opts.preemptions } : { seed: opts.seed ?? 1 }),
-            },
-          });
-          writeFileAtomic(opts.output, `${compactJson(rf)}\n`);
-          replayPath = opts.output;
-        }
+        x.counterexample = {
+          violation: cx.violation,
+          choices: cx.choices,
+          found: cx.found,
+          foundAt: cx.foundAt,
+          shrinkRuns: cx.shrinkRuns,
+          shrinkMs: cx.shrinkMs,
+          interleaving: formatInterleaving(replayed.execution).trimEnd().split('\n'),
+        };
+        if (opts.output !== undefined)
+          x.counterexample.replayFile = saveReplay(file, opts.output, target, x, x.counterexample);
       }
-      if (opts.json) {
-        io.out(
-          `${JSON.stringify(
-            {
-              scenario: sc.doc.name,
-              file,
-              ...(sc.params ? { params: sc.params } : {}),
-              profile,
-              strategy: r.strategy,
-              bounds: {
-                runs: opts.runs ?? (opts.strategy === 'dfs' ? 10_000 : 1000),
-                ...(opts.strategy === 'dfs' ? { preemptions: opts.preemptions } : { seed: opts.seed ?? 1 }),
-                ...(opts.strategy === 'pct' ? { depth: opts.depth } : {}),
-                faults: opts.faults ? [opts.faults] : [],
-                ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : {}),
-              },
-              verdict: r.verdict,
-              complete: r.complete,
-              executions: r.executions,
-              states: r.states,
-              depth: r.depth,
-              elapsedMs: Math.round(r.elapsedMs),
-              executionsPerSec: Math.round(rate),
-              ...(cx
-                ? {
-                    counterexample: {
-                      violation: cx.violation,
-                      choices: cx.choices,
-                      found: cx.found,
-                      foundAt: cx.foundAt,
-                      shrinkRuns: cx.shrinkRuns,
-                      shrinkMs: Math.round(cx.shrinkMs),
-                      ...(replayPath ? { replayFile: replayPath } : {}),
-                      interleaving: interleaving!.trimEnd().split('\n'),
-                    },
-                  }
-                : {}),
-            },
-            null,
-            2,
-          )}\n`,
-        );
-      } else {
-        const c = colors(stdoutColor(io));
-        const params = sc.params
-          ? ` [${Object.entries(sc.params)
-              .map(([n, v]) => `${n}=${v}`)
-              .join(' ')}]`
-          : '';
-        const lines = [`vhostsim check ${sc.doc.name}${params} on ${profile} (${bounds})`];
-        const stats = `${r.executions} executions, ${r.states} states, depth ${r.depth}, ${(r.elapsedMs / 1000).toFixed(2)} s, ${Math.round(rate)} executions/s`;
-        if (cx) {
-          lines.push(
-            c.red(`counterexample found after ${cx.foundAt} executions`),
-            `  ${stats}`,
-            '',
-            formatViolation(cx.violation),
-            '',
-            `choices (${cx.choices.length}, shrunk from ${cx.found.length} in ${cx.shrinkRuns} runs, ${(cx.shrinkMs / 1000).toFixed(2)} s): [${cx.choices.join(', ')}]`,
-            '',
-            'interleaving:',
-            interleaving!.trimEnd(),
-            '',
-            replayPath
-              ? `saved to ${replayPath}: vhostsim replay ${replayPath} [--format ftrace|chrome]`
-              : 'save it with --output <file>, then: vhostsim replay <file>',
-          );
-        } else {
-          lines.push(
-            c.green('no violation found'),
-            `  ${stats}`,
-            r.complete
-              ? `  complete: every execution with at most ${opts.preemptions} preemptions${opts.faults ? ' and 1 injected fault' : ''} was explored`
-              : '  not exhaustive: the execution budget ran out first (raise --runs)',
-          );
-        }
-        io.out(`${lines.join('\n')}\n`);
-      }
+      printOutcome(io, x, opts.json ?? false);
       ctx.code = cx ? EXIT_FAILED : EXIT_OK;
     });
 

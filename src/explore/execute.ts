@@ -22,6 +22,8 @@ export interface Target {
   readonly seed?: number;
   /** inject allocation failures where Choices says so (opt-in) */
   readonly faultAlloc?: boolean;
+  /** let SIGKILL/SIGSTOP arrive for a user process before any slice where Choices says so (opt-in) */
+  readonly faultSignals?: boolean;
   /** bounded liveness: more scheduler slices than this is a violation (default 100 000) */
   readonly maxSteps?: number;
 }
@@ -167,8 +169,11 @@ export function execute(target: Target, choices: ExecutionChoices, o: ExecuteOpt
     result = runScenario(target.scenario, target.profile, {
       ...(target.seed !== undefined ? { seed: target.seed } : {}),
       trace: o.trace ?? false,
+      // the explorer looks at the failures alone; a replay (with its trace) gets full snapshots
+      snapshots: o.trace ? 'full' : 'checks',
       choices,
       faultAlloc: target.faultAlloc ?? false,
+      faultSignals: target.faultSignals ?? false,
       onStep: (k) => {
         // the kernel is known from the first slice on; choices before it (boot, the first
         // pick) carry no task information and never count as preemptions

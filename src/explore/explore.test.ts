@@ -7,9 +7,19 @@ import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../kernel/choices.js';
 import { loadScenario } from '../scenario/load.js';
 import { ExecutionChoices, execute, type Target, violationSignature } from './execute.js';
-import { type ExploreResult, explore, replayChoices } from './explore.js';
+import {
+  type ExploreOptions,
+  type ExploreResult,
+  explore,
+  mergeShards,
+  replayChoices,
+  ShardMergeError,
+  type ShardReport,
+} from './explore.js';
+import { runUnitsInWorkers } from './pool.js';
 import { exportTrace, formatInterleaving, makeReplayFile, parseReplayFile, replay } from './replay.js';
 import { shrinkChoices } from './shrink.js';
+import { combineUnits, ExecutionBuffers, runUnit, type SearchConfig, type UnitSpec } from './units.js';
 
 const scenarioPath = (name: string) =>
   fileURLToPath(new URL(`../../scenarios/races/${name}.yaml`, import.meta.url));
@@ -183,6 +193,152 @@ describe('violations', () => {
     expect(r.counterexample!.violation.message).toContain('VHOST_SET_OWNER returned ENOMEM, expected ok');
     const log = replayChoices({ ...fixed, faultAlloc: true }, r.counterexample!.choices).log;
     expect(log.some((c) => c.kind === 'fault-alloc' && c.value === 1)).toBe(true);
+  });
+});
+
+// worker threads start slowly on a loaded machine: a generous limit per test
+describe('workers and shards: the same search, cut up', { timeout: 60_000 }, () => {
+  /** the result without its wall-clock time and its shard part */
+  const same = (r: ExploreResult) => {
+    const { shard: _shard, ...rest } = timeless(r);
+    return rest;
+  };
+  const searches: [string, Target, ExploreOptions][] = [
+    ['dfs on linux-6.4', fixed, { strategy: 'dfs', preemptions: 3 }],
+    ['dfs on linux-6.4-rc5', rc5, { strategy: 'dfs', preemptions: 2 }],
+    ['dfs cut by its budget', fixed, { strategy: 'dfs', preemptions: 3, runs: 60 }],
+    ['random on linux-6.4', fixed, { strategy: 'random', seed: 5, runs: 300 }],
+    ['random on linux-6.4-rc5', rc5, { strategy: 'random', seed: 5, runs: 300 }],
+    ['pct on linux-6.4', fixed, { strategy: 'pct', seed: 2, runs: 300 }],
+    ['pct on linux-6.4-rc5', rc5, { strategy: 'pct', seed: 2, runs: 300 }],
+  ];
+  const whole = new Map(searches.map(([name, t, o]) => [name, explore(t, o)]));
+
+  /** run every shard of a search and merge their reports */
+  const sharded = (t: Target, o: ExploreOptions, count: number) => {
+    const parts = Array.from({ length: count }, (_v, i) =>
+      explore(t, { ...o, shard: { index: i + 1, count } }),
+    );
+    const merged = mergeShards(
+      o.strategy ?? 'dfs',
+      parts.map((p) => p.shard!),
+      o.runs ?? (o.strategy === 'dfs' ? 10_000 : 1000),
+    );
+    return { parts, merged };
+  };
+
+  it.each(searches)('merged shards give the unsharded result: %s', (name, t, o) => {
+    const w = whole.get(name)!;
+    for (const count of [1, 3]) {
+      const { parts, merged } = sharded(t, o, count);
+      expect(merged.verdict).toBe(w.verdict);
+      expect(merged.complete).toBe(w.complete);
+      expect(merged.executions).toBe(w.executions);
+      expect(merged.states).toBe(w.states);
+      expect(merged.depth).toBe(w.depth);
+      if (w.counterexample) {
+        expect(merged.found!.foundAt).toBe(w.counterexample.foundAt);
+        expect(merged.found!.choices).toEqual(w.counterexample.found);
+        // the shard that owns it found, and shrank, the same counterexample
+        const owner = parts[merged.found!.shard - 1]!.counterexample!;
+        expect(owner.found).toEqual(w.counterexample.found);
+        expect(owner.choices).toEqual(w.counterexample.choices);
+      } else expect(merged.found).toBeUndefined();
+    }
+  });
+
+  it('the buggy kernel is found by a shard: the lost wake-up on linux-6.4-rc5, merged', () => {
+    const { merged } = sharded(rc5, { strategy: 'dfs', preemptions: 2 }, 2);
+    expect(merged.verdict).toBe('violation');
+    expect(merged.found!.violation.message).toBe('qemu-3 waits on completion vhost_task.exited');
+    expect(merged.found!.foundAt).toBe(2);
+  });
+
+  it('merging refuses missing, repeated and foreign shards', () => {
+    const o: ExploreOptions = { strategy: 'random', runs: 40 };
+    const a = explore(fixed, { ...o, shard: { index: 1, count: 2 } }).shard!;
+    const b = explore(fixed, { ...o, shard: { index: 2, count: 2 } }).shard!;
+    const c = explore(fixed, { ...o, shard: { index: 2, count: 3 } }).shard!;
+    const merge = (rs: ShardReport[]) => () => mergeShards('random', rs, 40);
+    expect(merge([a])).toThrow(new ShardMergeError('missing shard 2/2'));
+    expect(merge([a, a, b])).toThrow(new ShardMergeError('shard 1/2 is given twice'));
+    expect(merge([a, c])).toThrow(ShardMergeError);
+    expect(merge([])).toThrow(ShardMergeError);
+    expect(merge([a, b])().executions).toBe(40);
+  });
+
+  it('keepGoing runs the whole budget past violations and still reports the first one', () => {
+    for (const o of [
+      { strategy: 'random', seed: 5, runs: 200 },
+      { strategy: 'dfs', preemptions: 2, runs: 150 },
+    ] as const) {
+      const first = explore(rc5, o);
+      const all = explore(rc5, { ...o, keepGoing: true });
+      expect(all.executions).toBeGreaterThan(first.executions);
+      expect(all.states).toBeGreaterThan(first.states);
+      expect(all.counterexample!.foundAt).toBe(first.counterexample!.foundAt);
+      expect(all.counterexample!.choices).toEqual(first.counterexample!.choices);
+      expect(same(explore(rc5, { ...o, keepGoing: true, workers: 2 }))).toEqual(same(all));
+    }
+  });
+
+  it('an idle worker gets the work a running dfs unit gives away; the combined result is the same', () => {
+    const root: UnitSpec = { kind: 'dfs', prefix: [], floor: 0 };
+    for (const [t, bound, runs] of [
+      [fixed, 3, 10_000],
+      [fixed, 3, 60],
+      [rc5, 2, 10_000],
+      [{ scenario: TRAFFIC, profile: 'linux-6.4' }, 1, 400],
+    ] as const) {
+      const cfg: SearchConfig = {
+        strategy: 'dfs',
+        bound,
+        maxFaults: 1,
+        seed: 1,
+        faultProbability: 0,
+        depth: 3,
+        k: 0,
+      };
+      // one unit for two workers: the second starts idle
+      const pooled = runUnitsInWorkers(t, cfg, [root], {
+        workers: 2,
+        mine: [0],
+        runs,
+        contiguous: true,
+        outOfTime: () => false,
+      });
+      expect(
+        pooled.some((p) => p.plan === null),
+        `${t.profile} ${bound} ${runs}`,
+      ).toBe(true);
+      const split = combineUnits(
+        pooled.map((p) => p.result),
+        runs,
+      );
+      const whole = combineUnits([runUnit(t, cfg, root, { limit: runs })], runs);
+      expect(split.executions).toBe(whole.executions);
+      expect(split.states).toEqual(whole.states);
+      expect(split.depth).toBe(whole.depth);
+      expect(split.complete).toBe(whole.complete);
+      expect(split.found?.foundAt).toBe(whole.found?.foundAt);
+      expect(split.found?.choices).toEqual(whole.found?.choices);
+    }
+  });
+
+  it('a buffer lent again after an execution is the same memory, zero-filled', () => {
+    const pool = new ExecutionBuffers();
+    const a = pool.alloc(8192);
+    a.fill(7);
+    pool.reclaim();
+    const b = pool.alloc(8192);
+    expect(b).toBe(a);
+    expect(b.every((x) => x === 0)).toBe(true);
+    expect(pool.alloc(8192)).not.toBe(b); // b is lent: its execution is running
+    expect(pool.alloc(4096).length).toBe(4096);
+  });
+
+  it.each(searches)('two worker threads give the one-thread result: %s', (name, t, o) => {
+    expect(same(explore(t, { ...o, workers: 2 }))).toEqual(same(whole.get(name)!));
   });
 });
 

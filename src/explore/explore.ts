@@ -22,13 +22,15 @@
  *   execution i seeded from (seed, i): the whole search is a pure function of the seed.
  * - `pct`: Probabilistic Concurrency Testing (Burckhardt et al., ASPLOS 2010): every task gets
  *   a random priority when first seen, the highest-priority runnable task runs, and at d−1
- *   random change points (among the k scheduling decisions of an execution, k learned from the
- *   previous executions) the running task drops below all others. A bug of depth d is found
- *   with probability ≥ 1/(n·k^(d−1)) per execution.
+ *   random change points (among the k scheduling decisions of an execution, k estimated once
+ *   from the non-preemptive execution, at least 32) the running task drops below all others. A
+ *   bug of depth d is found with probability ≥ 1/(n·k^(d−1)) per execution.
+ *
+ * The search can be cut into units (units.ts) that run in worker threads (`workers`) or on
+ * several machines (`shard`, combined later by mergeShards); the result — verdict,
+ * executions, states, depth, counterexample — is the same as running it in one thread.
  */
-import { mulberry32 } from '../kernel/choices.js';
 import {
-  type ChoicePoint,
   DEFAULT_MAX_STEPS,
   type Execution,
   ExecutionChoices,
@@ -37,9 +39,21 @@ import {
   type Violation,
   violationSignature,
 } from './execute.js';
+import { runUnitsInWorkers } from './pool.js';
 import { shrinkChoices } from './shrink.js';
+import {
+  type Combined,
+  combineUnits,
+  estimatePctK,
+  planUnits,
+  runUnit,
+  type SearchConfig,
+  type Strategy,
+  type UnitResult,
+  type UnitSpec,
+} from './units.js';
 
-export type Strategy = 'dfs' | 'random' | 'pct';
+export type { Strategy };
 export const STRATEGIES: readonly Strategy[] = ['dfs', 'random', 'pct'];
 
 export interface ExploreOptions {
@@ -56,6 +70,15 @@ export interface ExploreOptions {
   depth?: number;
   /** random/pct: probability that an allocation point fails (default 0.05) */
   faultProbability?: number;
+  /**
+   * do not stop at the first violation but run the whole budget (throughput measurements on
+   * a buggy kernel); the counterexample is still the first in the search's order
+   */
+  keepGoing?: boolean;
+  /** run the executions in this many worker threads (default 1: in this thread) */
+  workers?: number;
+  /** run only shard `index` (1-based) of `count`; the result carries what mergeShards needs */
+  shard?: { index: number; count: number };
   /** stop after this much wall time (ms) */
   timeBudgetMs?: number;
   /** shrink a counterexample (default true) */
@@ -92,6 +115,15 @@ export interface Counterexample {
   readonly shrinkMs: number;
 }
 
+/** A shard's own units and their results, in the plan's order. */
+export interface ShardReport {
+  readonly index: number;
+  readonly count: number;
+  /** units in the whole plan */
+  readonly units: number;
+  readonly results: readonly { readonly unit: number; readonly result: UnitResult }[];
+}
+
 export interface ExploreResult {
   readonly strategy: Strategy;
   readonly verdict: 'violation' | 'ok';
@@ -104,49 +136,46 @@ export interface ExploreResult {
   /** wall time of the search (ms), shrinking excluded */
   readonly elapsedMs: number;
   readonly counterexample?: Counterexample;
+  /** sharded searches: this shard's part (its executions, states and verdict are its own) */
+  readonly shard?: ShardReport;
 }
 
-/** the answer that is neither a preemption nor a fault */
-function defaultAnswer(p: Omit<ChoicePoint, 'value'>): number {
-  return p.kind === 'sched' && p.prev >= 0 ? p.prev : 0;
-}
-
-type Decision = Pick<ChoicePoint, 'kind' | 'prev'>;
-const isPreemption = (p: Decision, v: number) => p.kind === 'sched' && p.prev >= 0 && v !== p.prev;
-const isFault = (p: Decision, v: number) =>
-  (p.kind === 'fault-alloc' || p.kind === 'fault-signal') && v !== 0;
-
-/** A 52-bit hash of each prefix of a choice sequence, for counting distinct states. */
-class PrefixSet {
-  private readonly seen = new Set<number>();
-  add(log: readonly ChoicePoint[]): void {
-    let h1 = 0x811c9dc5;
-    let h2 = 0x2545f491;
-    this.seen.add(0);
-    for (const c of log) {
-      h1 = Math.imul(h1 ^ (c.value + 1), 0x01000193) >>> 0;
-      h2 = Math.imul(h2 ^ (c.value * 31 + c.n), 0x5bd1e995) >>> 0;
-      this.seen.add(h1 * 0x100000 + (h2 & 0xfffff) + 1);
-    }
+/** The units one process runs, with the search budget and cancellation; results by plan index. */
+function runUnitsHere(
+  target: Target,
+  cfg: SearchConfig,
+  plan: readonly UnitSpec[],
+  mine: readonly number[],
+  o: {
+    runs: number;
+    contiguous: boolean;
+    outOfTime: () => boolean;
+    onProgress: (executions: number, depth: number, states: number) => void;
+  },
+): (UnitResult | undefined)[] {
+  const results: (UnitResult | undefined)[] = new Array(plan.length);
+  const states = new Set<number>(); // of the finished units
+  let executions = 0;
+  let depth = 0;
+  let known = 0; // executions of the plan's units before the current one (unknown ones: 1)
+  let done = 0;
+  for (const j of mine) {
+    for (; done < j; done++) known += results[done]?.executions ?? 1;
+    if (o.contiguous && known >= o.runs) break;
+    const r = runUnit(target, cfg, plan[j]!, {
+      limit: Math.max(1, o.runs - known),
+      stop: o.outOfTime,
+      onExecution: (ex, unitStates) => {
+        executions++;
+        if (ex.log.length > depth) depth = ex.log.length;
+        o.onProgress(executions, depth, states.size + unitStates);
+      },
+    });
+    results[j] = r;
+    for (const h of r.hashes) states.add(h);
+    if ((r.found && !cfg.keepGoing) || !r.exhausted) break;
   }
-  get size(): number {
-    return this.seen.size;
-  }
-}
-
-/** Per-execution seed: mixes the search seed and the execution number. */
-function executionSeed(seed: number, i: number): number {
-  return (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) + Math.imul(i + 1, 0xc2b2ae35)) >>> 0;
-}
-
-interface DfsEntry {
-  n: number;
-  kind: ChoicePoint['kind'];
-  prev: number;
-  value: number;
-  tried: Set<number>;
-  preemptsBefore: number;
-  faultsBefore: number;
+  return results;
 }
 
 /**
@@ -160,163 +189,101 @@ interface DfsEntry {
 export function explore(target: Target, o: ExploreOptions = {}): ExploreResult {
   const strategy = o.strategy ?? 'dfs';
   const runs = o.runs ?? (strategy === 'dfs' ? 10_000 : 1_000);
-  const seed = o.seed ?? 1;
-  const bound = o.preemptions ?? 2;
-  const maxFaults = o.maxFaults ?? 1;
-  const pFault = o.faultProbability ?? 0.05;
   const now = o.now ?? (() => performance.now());
   const t0 = now();
-  const states = new PrefixSet();
-  let depth = 0;
-  let executions = 0;
+  const cfg: SearchConfig = {
+    strategy,
+    bound: o.preemptions ?? 2,
+    maxFaults: o.maxFaults ?? 1,
+    seed: o.seed ?? 1,
+    faultProbability: o.faultProbability ?? 0.05,
+    depth: o.depth ?? 3,
+    k: strategy === 'pct' ? estimatePctK(target) : 0,
+    keepGoing: o.keepGoing ?? false,
+  };
+  const workers = Math.max(1, o.workers ?? 1);
+  const shard = o.shard;
+  if (shard && !(shard.count >= 1 && shard.index >= 1 && shard.index <= shard.count))
+    throw new RangeError(`shard ${shard.index}/${shard.count}: expected 1 ≤ i ≤ n`);
+  // the plan depends on the shard count only, never on the workers: shards must agree on it
+  const want = shard ? 64 * shard.count : workers > 1 ? 32 * workers : 1;
+  const plan: UnitSpec[] =
+    want > 1
+      ? planUnits(target, cfg, runs, want)
+      : [strategy === 'dfs' ? { kind: 'dfs', prefix: [], floor: 0 } : { kind: 'sample', from: 0, to: runs }];
+  const mine = plan.map((_u, j) => j).filter((j) => !shard || j % shard.count === shard.index - 1);
+
   let lastProgress = t0;
   const progressEvery = o.progressEveryMs ?? 1000;
-  const progress = (): ExploreProgress => {
+  let last: ExploreProgress = { executions: 0, states: 0, depth: 0, elapsedMs: 0, executionsPerSec: 0 };
+  const progress = (executions: number, depth: number, states: number) => {
     const elapsedMs = now() - t0;
-    return {
+    last = {
       executions,
-      states: states.size,
+      states,
       depth,
       elapsedMs,
       executionsPerSec: elapsedMs > 0 ? (executions * 1000) / elapsedMs : 0,
     };
-  };
-
-  let found: Execution | null = null;
-  let complete = false;
-
-  /** run one execution (`tasks`: record the sched candidates, for pct) */
-  const runOne = (answer: (i: number, p: Omit<ChoicePoint, 'value'>) => number, tasks = false): Execution => {
-    const ex = execute(target, new ExecutionChoices(answer, tasks));
-    executions++;
-    states.add(ex.log);
-    if (ex.log.length > depth) depth = ex.log.length;
-    if (o.onProgress) {
-      const t = now();
-      if (t - lastProgress >= progressEvery) {
-        lastProgress = t;
-        o.onProgress(progress());
-      }
+    if (o.onProgress && last.elapsedMs - (lastProgress - t0) >= progressEvery) {
+      lastProgress = now();
+      o.onProgress(last);
     }
-    if (ex.violation) found = ex;
-    return ex;
   };
   const outOfTime = () => o.timeBudgetMs !== undefined && now() - t0 > o.timeBudgetMs;
+  const run = { runs, contiguous: !shard, outOfTime, onProgress: progress };
+  // by plan index (a shard reports its plan units), and in the search's order
+  let results: (UnitResult | undefined)[];
+  let ordered: (UnitResult | undefined)[];
+  if (workers > 1) {
+    const pooled = runUnitsInWorkers(target, cfg, plan, { ...run, workers, mine });
+    results = new Array(plan.length);
+    for (const p of pooled) if (p.plan !== null) results[p.plan] = p.result;
+    ordered = pooled.map((p) => p.result);
+  } else ordered = results = runUnitsHere(target, cfg, plan, mine, run);
 
-  if (strategy === 'dfs') {
-    const stack: DfsEntry[] = [];
-    let prefix: number[] = [];
-    for (;;) {
-      const fixed = prefix;
-      const ex = runOne((i, p) => (i < fixed.length ? fixed[i]! : defaultAnswer(p)));
-      if (found) break;
-      // extend the stack with the choice points past the prefix
-      for (let i = 0; i < ex.log.length; i++) {
-        const c = ex.log[i]!;
-        if (i < stack.length) {
-          if (stack[i]!.n !== c.n || stack[i]!.kind !== c.kind)
-            throw new Error(
-              `nondeterminism: choice ${i} was ${stack[i]!.kind}/${stack[i]!.n}, now ${c.kind}/${c.n}`,
-            );
-          continue;
-        }
-        const before = stack[i - 1];
-        const preemptsBefore = before
-          ? before.preemptsBefore + (isPreemption(before, before.value) ? 1 : 0)
-          : 0;
-        const faultsBefore = before ? before.faultsBefore + (isFault(before, before.value) ? 1 : 0) : 0;
-        stack.push({
-          n: c.n,
-          kind: c.kind,
-          prev: c.prev,
-          value: c.value,
-          tried: new Set([c.value]),
-          preemptsBefore,
-          faultsBefore,
-        });
-      }
-      stack.length = Math.min(stack.length, ex.log.length);
-      // backtrack: the deepest choice point with an untried answer within the bounds
-      let next: number[] | null = null;
-      while (stack.length > 0 && !next) {
-        const e = stack[stack.length - 1]!;
-        for (let v = 0; v < e.n; v++) {
-          if (e.tried.has(v)) continue;
-          if (e.preemptsBefore + (isPreemption(e, v) ? 1 : 0) > bound) continue;
-          if (e.faultsBefore + (isFault(e, v) ? 1 : 0) > maxFaults) continue;
-          e.tried.add(v);
-          e.value = v;
-          next = stack.map((s) => s.value);
-          break;
-        }
-        if (!next) stack.pop();
-      }
-      if (!next) {
-        complete = true;
-        break;
-      }
-      prefix = next;
-      if (executions >= runs || outOfTime()) break;
-    }
-  } else {
-    let k = 32; // pct: scheduling decisions per execution, learned
-    for (let run = 0; run < runs && !found && !outOfTime(); run++) {
-      const rng = mulberry32(executionSeed(seed, run));
-      const unit = () => rng() / 0x100000000;
-      const fault = (p: Omit<ChoicePoint, 'value'>) => p.kind === 'fault-alloc' || p.kind === 'fault-signal';
-      if (strategy === 'random') {
-        runOne((_i, p) => (fault(p) ? (unit() < pFault ? 1 : 0) : rng() % p.n));
-      } else {
-        const d = Math.max(1, o.depth ?? 3);
-        const changes = new Map<number, number>();
-        for (let j = 1; j < d; j++) changes.set(rng() % k, j);
-        const prio = new Map<string, number>();
-        let schedNo = 0;
-        const ex = runOne((_i, p) => {
-          if (fault(p)) return unit() < pFault ? 1 : 0;
-          if (p.kind !== 'sched' || !p.tasks) return rng() % p.n;
-          for (const t of p.tasks) if (!prio.has(t)) prio.set(t, d + unit());
-          const best = () => {
-            let b = 0;
-            for (let i = 1; i < p.tasks!.length; i++)
-              if (prio.get(p.tasks![i]!)! > prio.get(p.tasks![b]!)!) b = i;
-            return b;
-          };
-          let b = best();
-          const cp = changes.get(schedNo++);
-          if (cp !== undefined) {
-            prio.set(p.tasks[b]!, d - cp); // below every initial priority
-            b = best();
-          }
-          return b;
-        }, true);
-        k = Math.max(k, ex.log.filter((c) => c.kind === 'sched').length);
-      }
-    }
-  }
-
+  const combined: Combined = shard ? combineOwn(results) : combineUnits(ordered, runs, cfg.keepGoing);
   const searchMs = now() - t0;
-  const f = found as Execution | null;
+  const finalProgress = () => {
+    const elapsedMs = now() - t0;
+    o.onProgress?.({
+      executions: combined.executions,
+      states: combined.states.size,
+      depth: combined.depth,
+      elapsedMs,
+      executionsPerSec: elapsedMs > 0 ? (combined.executions * 1000) / elapsedMs : 0,
+    });
+  };
+  const base = {
+    strategy,
+    executions: combined.executions,
+    states: combined.states.size,
+    depth: combined.depth,
+    elapsedMs: searchMs,
+    ...(shard
+      ? {
+          shard: {
+            index: shard.index,
+            count: shard.count,
+            units: plan.length,
+            results: mine.flatMap((unit) => {
+              const result = results[unit];
+              return result ? [{ unit, result }] : [];
+            }),
+          },
+        }
+      : {}),
+  };
+  const f = combined.found;
   if (!f) {
-    o.onProgress?.(progress());
-    return {
-      strategy,
-      verdict: 'ok',
-      complete,
-      executions,
-      states: states.size,
-      depth,
-      elapsedMs: searchMs,
-    };
+    finalProgress();
+    return { ...base, verdict: 'ok', complete: strategy === 'dfs' && combined.complete };
   }
-  const foundAt = executions;
   const s0 = now();
-  const foundChoices = f.log.map((c) => c.value);
-  const violation = f.violation!;
-  let choices = stripZeros(foundChoices);
+  let choices = stripZeros(f.choices);
   let shrinkRuns = 0;
   if (o.shrink ?? true) {
-    const sig = violationSignature(violation);
+    const sig = violationSignature(f.violation);
     const s = shrinkChoices(
       choices,
       (c) => {
@@ -329,23 +296,102 @@ export function explore(target: Target, o: ExploreOptions = {}): ExploreResult {
     shrinkRuns = s.runs;
   }
   const final = replayChoices(target, choices);
-  o.onProgress?.(progress());
+  finalProgress();
   return {
-    strategy,
+    ...base,
     verdict: 'violation',
     complete: false,
-    executions,
-    states: states.size,
-    depth,
-    elapsedMs: searchMs,
     counterexample: {
       choices,
-      found: foundChoices,
-      violation: final.violation ?? violation,
-      foundAt,
+      found: f.choices,
+      violation: final.violation ?? f.violation,
+      foundAt: f.foundAt,
       shrinkRuns,
       shrinkMs: now() - s0,
     },
+  };
+}
+
+/** A shard's own units, as they ran (no budget: that needs every shard). */
+function combineOwn(results: readonly (UnitResult | undefined)[]): Combined {
+  const out: Combined = { executions: 0, states: new Set(), depth: 0, complete: true };
+  for (const [j, r] of results.entries()) {
+    if (!r) continue;
+    for (const h of r.hashes) out.states.add(h);
+    for (let i = 1; i < r.depthSteps.length; i += 2) out.depth = Math.max(out.depth, r.depthSteps[i]!);
+    out.executions += r.executions;
+    if (!r.exhausted) out.complete = false;
+    if (r.found && !out.found)
+      out.found = {
+        foundAt: out.executions,
+        choices: r.found.choices,
+        violation: r.found.violation,
+        unit: j,
+      };
+  }
+  return out;
+}
+
+export class ShardMergeError extends Error {}
+
+/** What merging the shards of one search gives (the counterexample is the shards' to tell). */
+export interface MergedShards {
+  readonly verdict: 'violation' | 'ok';
+  readonly complete: boolean;
+  readonly executions: number;
+  readonly states: number;
+  readonly depth: number;
+  /** the first violation in the search's order: its execution number, answers, and shard */
+  readonly found?: { foundAt: number; choices: number[]; violation: Violation; shard: number };
+}
+
+/**
+ * Combine the reports of every shard of one search (same plan, `runs` executions) into the
+ * result of the unsharded search. Throws ShardMergeError when shards are missing, repeated,
+ * or from differently cut searches.
+ */
+export function mergeShards(strategy: Strategy, reports: readonly ShardReport[], runs: number): MergedShards {
+  const first = reports[0];
+  if (!first) throw new ShardMergeError('no shards to merge');
+  const byIndex = new Map<number, ShardReport>();
+  for (const r of reports) {
+    if (r.count !== first.count || r.units !== first.units)
+      throw new ShardMergeError(
+        `shard ${r.index}/${r.count} (${r.units} units) is not from the same search as shard ${first.index}/${first.count} (${first.units} units)`,
+      );
+    if (byIndex.has(r.index)) throw new ShardMergeError(`shard ${r.index}/${r.count} is given twice`);
+    byIndex.set(r.index, r);
+  }
+  const missing: string[] = [];
+  for (let i = 1; i <= first.count; i++) if (!byIndex.has(i)) missing.push(`${i}/${first.count}`);
+  if (missing.length)
+    throw new ShardMergeError(`missing shard${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`);
+  const results: (UnitResult | undefined)[] = new Array(first.units);
+  const owner: number[] = new Array(first.units);
+  for (const r of reports)
+    for (const { unit, result } of r.results) {
+      if (unit % r.count !== r.index - 1 || unit >= r.units)
+        throw new ShardMergeError(`shard ${r.index}/${r.count} reports unit ${unit}, which is not its own`);
+      results[unit] = result;
+      owner[unit] = r.index;
+    }
+  const c = combineUnits(results, runs);
+  return {
+    verdict: c.found ? 'violation' : 'ok',
+    complete: strategy === 'dfs' && !c.found && c.complete,
+    executions: c.executions,
+    states: c.states.size,
+    depth: c.depth,
+    ...(c.found
+      ? {
+          found: {
+            foundAt: c.found.foundAt,
+            choices: c.found.choices,
+            violation: c.found.violation,
+            shard: owner[c.found.unit]!,
+          },
+        }
+      : {}),
   };
 }
 

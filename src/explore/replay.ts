@@ -18,6 +18,14 @@ import {
 } from './execute.js';
 import { replayChoices } from './explore.js';
 
+/** The fault kinds of `check --faults`: allocation failures and signal arrivals. */
+export const FAULT_KINDS = ['alloc', 'signals'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/** The fault kinds a target injects, in FAULT_KINDS order. */
+export function faultsOf(t: Pick<Target, 'faultAlloc' | 'faultSignals'>): FaultKind[] {
+  return FAULT_KINDS.filter((f) => (f === 'alloc' ? t.faultAlloc : t.faultSignals));
+}
 export const REPLAY_FORMAT = 'vhostsim-replay';
 export const REPLAY_VERSION = 1;
 
@@ -32,8 +40,8 @@ export interface ReplayFile {
   profile: string;
   /** RunResult.seed (the choices decide the schedule, not the seed) */
   seed: number;
-  /** fault kinds injected: [] or ['alloc'] */
-  faults: 'alloc'[];
+  /** fault kinds injected: allocation failures, signal arrivals */
+  faults: FaultKind[];
   /** the step budget of bounded liveness */
   maxSteps: number;
   /** the scenario's parameters in effect (`params`, `--param`), when it has any */
@@ -66,7 +74,7 @@ export function makeReplayFile(o: {
     name: o.target.scenario.doc.name,
     profile: o.target.profile,
     seed: o.target.seed ?? o.target.scenario.doc.seed ?? 1,
-    faults: o.target.faultAlloc ? ['alloc'] : [],
+    faults: faultsOf(o.target),
     maxSteps: o.target.maxSteps ?? DEFAULT_MAX_STEPS,
     ...(o.target.scenario.params ? { params: { ...o.target.scenario.params } } : {}),
     choices: [...o.choices],
@@ -102,8 +110,8 @@ export function parseReplayFile(text: string, path: string): ReplayFile {
   if (!Number.isInteger(f.seed) || (f.seed as number) < 0) throw bad('"seed" must be a non-negative integer');
   if (!Number.isInteger(f.maxSteps) || (f.maxSteps as number) < 1)
     throw bad('"maxSteps" must be a positive integer');
-  if (!Array.isArray(f.faults) || f.faults.some((x) => x !== 'alloc'))
-    throw bad('"faults" must be [] or ["alloc"]');
+  if (!Array.isArray(f.faults) || f.faults.some((x) => !FAULT_KINDS.includes(x)))
+    throw bad(`"faults" must be a list of ${FAULT_KINDS.map((x) => `"${x}"`).join(', ')}`);
   if (
     f.params !== undefined &&
     (f.params === null ||
@@ -147,6 +155,7 @@ export function replayTarget(file: ReplayFile, scenarioPath: string): Target {
     profile: file.profile,
     seed: file.seed,
     faultAlloc: file.faults.includes('alloc'),
+    faultSignals: file.faults.includes('signals'),
     maxSteps: file.maxSteps,
   };
 }

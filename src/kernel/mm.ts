@@ -23,6 +23,34 @@ export interface VmFile {
   put(): void;
 }
 
+/**
+ * Where mappings get their bytes: a fresh zero-filled buffer, unless a run is given a buffer
+ * pool (withBufferPool). The explorer boots one kernel per execution, and each allocates and
+ * frees megabytes of guest RAM: in several threads of one process, that contends on the C
+ * library's heap (mmap/munmap per buffer), so it lends the buffers of finished executions.
+ */
+export interface BufferPool {
+  /** a zero-filled buffer of `size` bytes */
+  alloc(size: number): Uint8Array;
+}
+
+let pool: BufferPool | null = null;
+
+/** Run `fn` with mappings taking their bytes from `p`. */
+export function withBufferPool<T>(p: BufferPool, fn: () => T): T {
+  const outer = pool;
+  pool = p;
+  try {
+    return fn();
+  } finally {
+    pool = outer;
+  }
+}
+
+function zeroed(size: number): Uint8Array {
+  return pool ? pool.alloc(size) : new Uint8Array(size);
+}
+
 export class MM {
   /** mm_users: tasks (and get_task_mm() holders) using the address space */
   users = 1;
@@ -47,7 +75,7 @@ export class MM {
     if (start % PAGE_SIZE !== 0) return err(Errno.EINVAL);
     if (this.mappings.some((m) => start < m.start + m.len && m.start < start + size))
       return err(Errno.EEXIST);
-    this.mappings.push({ start, len: size, bytes: new Uint8Array(size), name });
+    this.mappings.push({ start, len: size, bytes: zeroed(size), name });
     this.mappings.sort((a, b) => a.start - b.start);
     if (addr === undefined) this.brk = start + size + PAGE_SIZE;
     this.memcg?.memoryCharge(size);
@@ -123,7 +151,9 @@ export class MM {
         mm.mappings.push(m);
         continue;
       }
-      mm.mappings.push({ start: m.start, len: m.len, bytes: m.bytes.slice(), name: m.name });
+      const bytes = zeroed(m.len);
+      bytes.set(m.bytes);
+      mm.mappings.push({ start: m.start, len: m.len, bytes, name: m.name });
       memcg?.memoryCharge(m.len);
     }
     return mm;

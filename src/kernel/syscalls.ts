@@ -84,6 +84,7 @@ import {
   type SigSet,
   sigmask,
 } from './signal-consts.js';
+import { Slot } from './slot.js';
 import {
   DEFAULT_SIGACTION,
   PT_PTRACED,
@@ -960,7 +961,7 @@ export function eventfdSignal(k: Kernel, ctx: Eventfd, n = 1n): void {
 }
 
 /** Kernel-side pollers of an eventfd (vhost_poll): called on every signal. */
-export const eventfdPollers = new WeakMap<Eventfd, Set<() => void>>();
+export const eventfdPollers = new Slot<Eventfd, Set<() => void>>('eventfd pollers');
 
 /** fs/eventfd.c file operations: read blocks until the count is non-zero (EAGAIN with O_NONBLOCK). */
 export const EVENTFD_OPS: FileOps = {

@@ -56,6 +56,7 @@ import {
   waitForCompletion,
 } from '../kernel/sched.js';
 import { TASK_INTERRUPTIBLE, TASK_KILLABLE, TASK_RUNNING } from '../kernel/sched-consts.js';
+import { Slot } from '../kernel/slot.js';
 import type { Sys } from '../kernel/syscalls.js';
 import type { Task } from '../kernel/task.js';
 import {
@@ -186,7 +187,7 @@ export class KvmModule {
   }
 }
 
-const modules = new WeakMap<Kernel, KvmModule>();
+const modules = new Slot<Kernel, KvmModule>('kvm');
 
 /** The kvm module registered on `k`, if any. */
 export function kvmModule(k: Kernel): KvmModule | undefined {

@@ -240,6 +240,20 @@ type Alias =
   | { kind: 'thread'; tid: number }
   | IoUringAlias;
 
+/** the cgroup files a snapshot records, and those the checks read */
+const SNAPSHOT_CGROUP_FILES = [
+  'cgroup.procs',
+  'cgroup.threads',
+  'pids.current',
+  'pids.max',
+  'pids.events',
+  'cpu.stat',
+  'cpuset.cpus.effective',
+  'memory.current',
+  'cgroup.events',
+];
+const CHECKED_CGROUP_FILES = ['pids.current', 'pids.events'];
+
 class Runner {
   readonly k: Kernel;
   readonly steps: StepRecord[] = [];
@@ -250,6 +264,8 @@ class Runner {
   readonly labelsReached = new Set<string>();
   /** tasks sleeping in `wait`, by the label they wait for (only that label wakes them, as in the probe) */
   readonly labelWaiters = new Map<Task, string>();
+  /** snapshots with only what the checks read (RunOptions.snapshots) */
+  leanSnapshots = false;
   private bootThreads = 0;
   private bootNproc = new Map<number, number>();
 
@@ -364,13 +380,7 @@ class Runner {
       const aliases = new Map<string, Alias>();
       const body = this.program(name, spec.program, ['processes', name, 'program'], aliases);
       const after = spec.after;
-      const runner = this;
-      // the end of a process's program is the end of main(): exit_group(), taking its threads
-      const program: Program = function* (sys) {
-        if (after) yield* runner.waitLabel(sys, after);
-        const code = yield* body(sys);
-        return yield* sys.exitGroup(code ?? 0);
-      };
+      const program: Program = (sys) => this.main(sys, after, body);
       state.task = spawnProcess(this.k, {
         comm: name,
         program,
@@ -462,15 +472,33 @@ class Runner {
     path: (string | number)[],
     aliases: Map<string, Alias>,
   ): Program {
-    const runner = this;
-    return function* (sys: Sys) {
-      for (let i = 0; i < steps.length; i++) {
-        const raw = steps[i]!;
-        const action = Object.keys(raw).find((x) => x !== 'expect')!;
-        yield* runner.step(sys, proc, action, raw[action], raw.expect, [...path, i, action], aliases);
-      }
-      return 0;
-    };
+    return (sys) => this.runSteps(sys, proc, steps, path, aliases);
+  }
+
+  // Programs are arrow functions calling generator methods, not generator closures: V8 keeps
+  // the context of a generator object made from a per-run generator closure alive through
+  // minor GCs, and with it the whole run (the explorer runs thousands).
+
+  /** A process's main(): wait for its `after:` label, run its steps; the end is exit_group(). */
+  private *main(sys: Sys, after: string | undefined, body: Program): KGen<number | undefined> {
+    if (after) yield* this.waitLabel(sys, after);
+    const code = yield* body(sys);
+    return yield* sys.exitGroup(code ?? 0);
+  }
+
+  private *runSteps(
+    sys: Sys,
+    proc: string,
+    steps: readonly Record<string, unknown>[],
+    path: (string | number)[],
+    aliases: Map<string, Alias>,
+  ): KGen<number> {
+    for (let i = 0; i < steps.length; i++) {
+      const raw = steps[i]!;
+      const action = Object.keys(raw).find((x) => x !== 'expect')!;
+      yield* this.step(sys, proc, action, raw[action], raw.expect, [...path, i, action], aliases);
+    }
+    return 0;
   }
 
   private resolveFd(aliases: Map<string, Alias>, v: unknown): number {
@@ -920,6 +948,7 @@ class Runner {
 
   snapshot(label: string): Snapshot {
     const k = this.k;
+    const lean = this.leanSnapshots;
     const tasks: TaskView[] = [];
     for (const t of k.liveTasks()) {
       const leader = t.groupLeader;
@@ -939,25 +968,15 @@ class Runner {
         sigblk: t.blocked.toString(16).padStart(16, '0'),
         startTime: t.startTime,
         cpuNs: t.sumExecNs,
-        status: procStatus(k, t),
-        stat: procStat(k, t),
-        ns: nsInodes(t),
+        status: lean ? '' : procStatus(k, t),
+        stat: lean ? '' : procStat(k, t),
+        ns: lean ? {} : nsInodes(t),
       });
     }
     const cgroups: CgroupView[] = [];
     for (const c of k.cgroupRoots[0]!.top.descendants()) {
       const files: Record<string, string> = {};
-      for (const f of [
-        'cgroup.procs',
-        'cgroup.threads',
-        'pids.current',
-        'pids.max',
-        'pids.events',
-        'cpu.stat',
-        'cpuset.cpus.effective',
-        'memory.current',
-        'cgroup.events',
-      ]) {
+      for (const f of lean ? CHECKED_CGROUP_FILES : SNAPSHOT_CGROUP_FILES) {
         const text = cgroupFile(k, c, f);
         if (text !== null) files[f] = text;
       }
@@ -1192,6 +1211,12 @@ export interface RunOptions {
   faultSignals?: boolean;
   /** called after every scheduler slice of the scenario's run (the explorer checks invariants) */
   onStep?: (k: Kernel) => void;
+  /**
+   * 'checks': snapshots carry only what the checks read — no /proc status and stat texts, no
+   * namespace inodes (empty), only the pids.current and pids.events cgroup files (the
+   * explorer, which looks at the failures alone). Default 'full'.
+   */
+  snapshots?: 'full' | 'checks';
 }
 
 /** Run `sc` on `profile`. */
@@ -1199,6 +1224,7 @@ export function runScenario(sc: LoadedScenario, profile: string, o: RunOptions =
   const doc = sc.doc;
   const seed = o.seed ?? doc.seed ?? 1;
   const r = new Runner(doc, profile, seed, o.trace ?? true, o.choices);
+  r.leanSnapshots = o.snapshots === 'checks';
   r.spawnAll();
   // boot and the spawning of the scenario's processes are its set-up: faults start with their steps
   r.k.faultAlloc = o.faultAlloc ?? false;

@@ -8,6 +8,7 @@ import { File, type FileOps, fput } from '../kernel/files.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { MM } from '../kernel/mm.js';
 import { type KGen, mutexLock, mutexUnlock } from '../kernel/sched.js';
+import { Slot } from '../kernel/slot.js';
 import { copyFromIovs, copyToIovs } from './iov.js';
 import { type TapQueue, tapSocketOf } from './tap.js';
 import * as U from './uapi.js';
@@ -105,7 +106,7 @@ export class VhostNet {
   }
 }
 
-const nets = new WeakMap<File, VhostNet>();
+const nets = new Slot<File, VhostNet>('vhost_net');
 export function vhostNetOf(f: File): VhostNet | null {
   return nets.get(f) ?? null;
 }

@@ -37,6 +37,7 @@ import {
   mutexUnlock,
   waitForCompletion,
 } from '../kernel/sched.js';
+import { Slot } from '../kernel/slot.js';
 import { copyFromIovs, copyToIovs, iovLength } from './iov.js';
 import * as U from './uapi.js';
 import {
@@ -154,8 +155,8 @@ export interface VhostScsiModule {
   maxIoVqs: number;
 }
 
-const modules = new WeakMap<Kernel, VhostScsiModule>();
-const targets = new WeakMap<Kernel, VhostScsiTpg[]>();
+const modules = new Slot<Kernel, VhostScsiModule>('vhost_scsi');
+const targets = new Slot<Kernel, VhostScsiTpg[]>('vhost_scsi targets');
 
 /** The vhost_scsi module of `k` (created at first use with the defaults). */
 export function vhostScsiModule(k: Kernel): VhostScsiModule {
@@ -553,7 +554,7 @@ export class VhostScsi {
   }
 }
 
-const devices = new WeakMap<File, VhostScsi>();
+const devices = new Slot<File, VhostScsi>('vhost_scsi');
 /** The vhost-scsi device behind an open /dev/vhost-scsi file, else null. */
 export function vhostScsiOf(f: File | null): VhostScsi | null {
   return f ? (devices.get(f) ?? null) : null;

@@ -35,6 +35,7 @@ import {
   waitForCompletion,
 } from '../kernel/sched.js';
 import { CLONE_FS, TASK_INTERRUPTIBLE, TASK_RUNNING } from '../kernel/sched-consts.js';
+import { Slot } from '../kernel/slot.js';
 import { EVENTFD_OPS, type Eventfd, eventfdPollers, eventfdSignal } from '../kernel/syscalls.js';
 import type { Task } from '../kernel/task.js';
 import { kernelWorker, kernelWorkerStart } from '../kernel/user-worker.js';
@@ -59,7 +60,7 @@ export interface VhostModule {
   forkFromOwnerDefault: boolean;
 }
 
-const modules = new WeakMap<Kernel, VhostModule>();
+const modules = new Slot<Kernel, VhostModule>('vhost');
 
 /** The vhost module of kernel `k` (created at first use with the profile's defaults). */
 export function vhostModule(k: Kernel): VhostModule {
@@ -158,11 +159,8 @@ export class VhostVirtqueue {
     handleKick: ((k: Kernel, vq: VhostVirtqueue) => KGen<void>) | null,
   ) {
     this.mutex = new Mutex(`vhost_virtqueue[${index}].mutex`);
-    const self = this;
     this.poll = new VhostPoll(
-      new VhostWork(function* (k) {
-        if (handleKick) yield* handleKick(k, self);
-      }, `handle_kick vq${index}`),
+      new VhostWork((k) => handleKickWork(k, handleKick, this), `handle_kick vq${index}`),
       this,
     );
   }
@@ -277,9 +275,24 @@ function* runWorkList(k: Kernel, worker: VhostWorker): KGen<boolean> {
 
 /** A flush work: completes when every work queued before it has run. */
 function flushWork(done: Completion): VhostWork {
-  return new VhostWork(function* (k) {
-    complete(k, done);
-  }, 'flush');
+  return new VhostWork((k) => completeWork(k, done), 'flush');
+}
+
+// Work functions are arrow functions calling module-level generators, not generator closures:
+// V8 keeps the context of a generator object made from a per-run generator closure alive
+// through minor GCs, and with it the whole run.
+
+function* completeWork(k: Kernel, done: Completion): KGen<void> {
+  complete(k, done);
+}
+
+/** the vq's poll work: the driver's handle_kick */
+function* handleKickWork(
+  k: Kernel,
+  handleKick: ((k: Kernel, vq: VhostVirtqueue) => KGen<void>) | null,
+  vq: VhostVirtqueue,
+): KGen<void> {
+  if (handleKick) yield* handleKick(k, vq);
 }
 
 /**

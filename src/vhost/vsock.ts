@@ -33,6 +33,7 @@ import { Errno, err, ok, type Result } from '../kernel/errno.js';
 import { File, type FileOps } from '../kernel/files.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { type KGen, mutexLock, mutexUnlock, preemptPoint } from '../kernel/sched.js';
+import { Slot } from '../kernel/slot.js';
 import { copyFromIovsFull, copyToIovs, iovLength } from './iov.js';
 import * as U from './uapi.js';
 import {
@@ -181,7 +182,7 @@ interface VsockGlobal {
   g2hLocalCid: number | null;
 }
 
-const globals = new WeakMap<Kernel, VsockGlobal>();
+const globals = new Slot<Kernel, VsockGlobal>('vhost_vsock');
 
 function vsockGlobal(k: Kernel): VsockGlobal {
   let g = globals.get(k);
@@ -235,7 +236,7 @@ export class VhostVsock {
   }
 }
 
-const devices = new WeakMap<File, VhostVsock>();
+const devices = new Slot<File, VhostVsock>('vhost_vsock');
 /** The vhost-vsock device behind an open /dev/vhost-vsock file, else null. */
 export function vhostVsockOf(f: File | null): VhostVsock | null {
   return f ? (devices.get(f) ?? null) : null;

@@ -1,0 +1,435 @@
+/**
+ * The explorer's search, cut into units that can run anywhere — in this thread, in worker
+ * threads, on other machines — and be combined, in a fixed order, into exactly the result of
+ * running them one after the other.
+ *
+ * - A dfs unit is a subtree of the choice tree: the executions whose answers begin with
+ *   `prefix`, explored depth first with backtracking only at choice points at or below
+ *   `floor`. The whole search is the root unit ([], 0); splitting a unit runs its first
+ *   execution and replaces the unit by that execution and, deepest first, one unit per
+ *   untried answer along it, which is the order in which the depth-first search visits them.
+ * - A sample unit (random, pct) is a range of execution numbers: execution i is a pure
+ *   function of (seed, i).
+ *
+ * A unit reports what combining needs: its executions, whether it ran to its end, the
+ * choice-prefix hashes it reached (each with the first execution that reached it, so a unit
+ * can be cut at an execution budget), where its depth grew, and its first violation.
+ */
+import { mulberry32 } from '../kernel/choices.js';
+import { type BufferPool, withBufferPool } from '../kernel/mm.js';
+import {
+  type ChoicePoint,
+  type Execution,
+  ExecutionChoices,
+  execute,
+  type Target,
+  type Violation,
+} from './execute.js';
+
+export type Strategy = 'dfs' | 'random' | 'pct';
+
+/** What every unit of one search shares. */
+export interface SearchConfig {
+  readonly strategy: Strategy;
+  /** dfs: preemption bound */
+  readonly bound: number;
+  /** dfs: injected faults per execution */
+  readonly maxFaults: number;
+  /** random/pct */
+  readonly seed: number;
+  readonly faultProbability: number;
+  /** pct: bug depth d */
+  readonly depth: number;
+  /** pct: scheduling decisions per execution (k), estimated once per search */
+  readonly k: number;
+  /** do not stop at the first violation: run the whole budget (the first is still reported) */
+  readonly keepGoing?: boolean;
+}
+
+export type UnitSpec =
+  | { readonly kind: 'dfs'; readonly prefix: readonly number[]; readonly floor: number }
+  | { readonly kind: 'sample'; readonly from: number; readonly to: number };
+
+export interface UnitResult {
+  readonly executions: number;
+  /** every execution of the unit ran (dfs: the subtree is exhausted) */
+  readonly exhausted: boolean;
+  /** the choice-prefix hashes first reached in this unit, in order */
+  readonly hashes: number[];
+  /** for each hash, the execution (0-based, within the unit) that first reached it */
+  readonly hashAt: number[];
+  /** pairs (execution, depth): where the longest choice sequence of the unit grew */
+  readonly depthSteps: number[];
+  /** the unit's first violation: execution `at` (0-based), its answers */
+  readonly found?: { readonly at: number; readonly choices: number[]; readonly violation: Violation };
+}
+
+/** the answer that is neither a preemption nor a fault */
+export function defaultAnswer(p: Omit<ChoicePoint, 'value'>): number {
+  return p.kind === 'sched' && p.prev >= 0 ? p.prev : 0;
+}
+
+type Decision = Pick<ChoicePoint, 'kind' | 'prev'>;
+const isPreemption = (p: Decision, v: number) => p.kind === 'sched' && p.prev >= 0 && v !== p.prev;
+const isFault = (p: Decision, v: number) =>
+  (p.kind === 'fault-alloc' || p.kind === 'fault-signal') && v !== 0;
+
+/** Per-execution seed: mixes the search seed and the execution number. */
+function executionSeed(seed: number, i: number): number {
+  return (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) + Math.imul(i + 1, 0xc2b2ae35)) >>> 0;
+}
+
+/** 52-bit hashes of each prefix of a choice sequence (0 is the empty prefix). */
+export function prefixHashes(log: readonly ChoicePoint[], out: (h: number) => void): void {
+  let h1 = 0x811c9dc5;
+  let h2 = 0x2545f491;
+  out(0);
+  for (const c of log) {
+    h1 = Math.imul(h1 ^ (c.value + 1), 0x01000193) >>> 0;
+    h2 = Math.imul(h2 ^ (c.value * 31 + c.n), 0x5bd1e995) >>> 0;
+    out(h1 * 0x100000 + (h2 & 0xfffff) + 1);
+  }
+}
+
+interface DfsEntry {
+  n: number;
+  kind: ChoicePoint['kind'];
+  prev: number;
+  value: number;
+  tried: Set<number>;
+  preemptsBefore: number;
+  faultsBefore: number;
+}
+
+/** Extend the dfs stack with the choice points of `log` past its end (checking the rest). */
+function extendStack(stack: DfsEntry[], log: readonly ChoicePoint[]): void {
+  for (let i = 0; i < log.length; i++) {
+    const c = log[i]!;
+    if (i < stack.length) {
+      if (stack[i]!.n !== c.n || stack[i]!.kind !== c.kind)
+        throw new Error(
+          `nondeterminism: choice ${i} was ${stack[i]!.kind}/${stack[i]!.n}, now ${c.kind}/${c.n}`,
+        );
+      continue;
+    }
+    const before = stack[i - 1];
+    stack.push({
+      n: c.n,
+      kind: c.kind,
+      prev: c.prev,
+      value: c.value,
+      tried: new Set([c.value]),
+      preemptsBefore: before ? before.preemptsBefore + (isPreemption(before, before.value) ? 1 : 0) : 0,
+      faultsBefore: before ? before.faultsBefore + (isFault(before, before.value) ? 1 : 0) : 0,
+    });
+  }
+  stack.length = Math.min(stack.length, log.length);
+}
+
+/** the answers of entry `e` other than its value, within the bounds, in increasing order */
+function alternatives(e: DfsEntry, cfg: SearchConfig): number[] {
+  const out: number[] = [];
+  for (let v = 0; v < e.n; v++) {
+    if (e.tried.has(v)) continue;
+    if (e.preemptsBefore + (isPreemption(e, v) ? 1 : 0) > cfg.bound) continue;
+    if (e.faultsBefore + (isFault(e, v) ? 1 : 0) > cfg.maxFaults) continue;
+    out.push(v);
+  }
+  return out;
+}
+
+const fault = (p: Omit<ChoicePoint, 'value'>) => p.kind === 'fault-alloc' || p.kind === 'fault-signal';
+
+/** The answer function of sample execution `i` (random or pct), and whether it needs the candidates. */
+function sampleAnswers(
+  cfg: SearchConfig,
+  i: number,
+): { answer: (i: number, p: Omit<ChoicePoint, 'value'>) => number; tasks: boolean } {
+  const rng = mulberry32(executionSeed(cfg.seed, i));
+  const unit = () => rng() / 0x100000000;
+  const pFault = cfg.faultProbability;
+  // a fault point injects with probability pFault; a signal-arrival point (n > 2) then picks
+  // its process and signal uniformly
+  const injected = (p: Omit<ChoicePoint, 'value'>) =>
+    unit() < pFault ? (p.n > 2 ? 1 + (rng() % (p.n - 1)) : 1) : 0;
+  if (cfg.strategy === 'random')
+    return { answer: (_i, p) => (fault(p) ? injected(p) : rng() % p.n), tasks: false };
+  const d = Math.max(1, cfg.depth);
+  const changes = new Map<number, number>();
+  for (let j = 1; j < d; j++) changes.set(rng() % cfg.k, j);
+  const prio = new Map<string, number>();
+  let schedNo = 0;
+  const answer = (_i: number, p: Omit<ChoicePoint, 'value'>) => {
+    if (fault(p)) return injected(p);
+    if (p.kind !== 'sched' || !p.tasks) return rng() % p.n;
+    for (const t of p.tasks) if (!prio.has(t)) prio.set(t, d + unit());
+    const best = () => {
+      let b = 0;
+      for (let i = 1; i < p.tasks!.length; i++) if (prio.get(p.tasks![i]!)! > prio.get(p.tasks![b]!)!) b = i;
+      return b;
+    };
+    let b = best();
+    const cp = changes.get(schedNo++);
+    if (cp !== undefined) {
+      prio.set(p.tasks[b]!, d - cp); // below every initial priority
+      b = best();
+    }
+    return b;
+  };
+  return { answer, tasks: true };
+}
+
+/**
+ * pct's k: the scheduling decisions of the non-preemptive execution (at least 32). Estimated
+ * once, before the search, so that execution i is a pure function of (seed, i).
+ */
+export function estimatePctK(target: Target): number {
+  const ex = execute(target, new ExecutionChoices((_i, p) => defaultAnswer(p)));
+  return Math.max(32, ex.log.filter((c) => c.kind === 'sched').length);
+}
+
+/**
+ * The buffers of a unit's executions: those of a finished execution are lent again, zeroed,
+ * to the next (its kernel is gone: the explorer keeps only its answers and violation).
+ */
+export class ExecutionBuffers implements BufferPool {
+  private readonly free = new Map<number, Uint8Array[]>();
+  private lent: Uint8Array[] = [];
+  private freeBytes = 0;
+
+  alloc(size: number): Uint8Array {
+    const b = this.free.get(size)?.pop();
+    if (b) {
+      this.freeBytes -= size;
+      b.fill(0);
+    }
+    const out = b ?? new Uint8Array(size);
+    this.lent.push(out);
+    return out;
+  }
+
+  /** the execution is over: its buffers can be lent again (up to 256 MiB kept) */
+  reclaim(): void {
+    for (const b of this.lent) {
+      if (this.freeBytes + b.length > 256 << 20) break;
+      let l = this.free.get(b.length);
+      if (!l) this.free.set(b.length, (l = []));
+      l.push(b);
+      this.freeBytes += b.length;
+    }
+    this.lent = [];
+  }
+}
+
+export interface RunUnitOptions {
+  /** at most this many executions */
+  limit: number;
+  /** asked between executions: stop the unit (its result is then not exhausted) */
+  stop?: () => boolean;
+  /** called after every execution, with the distinct prefixes the unit reached so far */
+  onExecution?: (ex: Execution, states: number) => void;
+  /**
+   * dfs: asked between executions; when it wants work, the unit gives away the untried
+   * answers at its shallowest choice point that has any (`give`, possibly nothing), as units
+   * that come after the rest of this one in the depth-first order
+   */
+  donate?: { wanted(): boolean; give(units: UnitSpec[]): void };
+}
+
+/** Run one unit of a search. */
+export function runUnit(target: Target, cfg: SearchConfig, spec: UnitSpec, o: RunUnitOptions): UnitResult {
+  const seen = new Set<number>();
+  const hashes: number[] = [];
+  const hashAt: number[] = [];
+  const depthSteps: number[] = [];
+  let depth = 0;
+  let executions = 0;
+  let found: UnitResult['found'];
+  const buffers = new ExecutionBuffers();
+  const run = (answer: (i: number, p: Omit<ChoicePoint, 'value'>) => number, tasks: boolean): Execution => {
+    const ex = withBufferPool(buffers, () => execute(target, new ExecutionChoices(answer, tasks)));
+    const at = executions++;
+    prefixHashes(ex.log, (h) => {
+      if (seen.has(h)) return;
+      seen.add(h);
+      hashes.push(h);
+      hashAt.push(at);
+    });
+    if (ex.log.length > depth) {
+      depth = ex.log.length;
+      depthSteps.push(at, depth);
+    }
+    if (ex.violation && !found) found = { at, choices: ex.log.map((c) => c.value), violation: ex.violation };
+    o.onExecution?.(ex, seen.size);
+    buffers.reclaim();
+    return ex;
+  };
+  let exhausted = false;
+  if (spec.kind === 'sample') {
+    for (let i = spec.from; ; i++) {
+      if (i >= spec.to) {
+        exhausted = true;
+        break;
+      }
+      if (executions >= o.limit || o.stop?.()) break;
+      const s = sampleAnswers(cfg, i);
+      run(s.answer, s.tasks);
+      if (found && !cfg.keepGoing) break;
+    }
+  } else {
+    const stack: DfsEntry[] = [];
+    let prefix = spec.prefix;
+    for (;;) {
+      const fixed = prefix;
+      const ex = run((i, p) => (i < fixed.length ? fixed[i]! : defaultAnswer(p)), false);
+      if (found && !cfg.keepGoing) break;
+      extendStack(stack, ex.log);
+      // backtrack: the deepest choice point (at or below the floor) with an untried answer
+      let next: number[] | null = null;
+      while (stack.length > spec.floor && !next) {
+        const e = stack[stack.length - 1]!;
+        const v = alternatives(e, cfg)[0];
+        if (v !== undefined) {
+          e.tried.add(v);
+          e.value = v;
+          next = stack.map((s) => s.value);
+        } else stack.pop();
+      }
+      if (!next) {
+        exhausted = true;
+        break;
+      }
+      if (o.donate?.wanted()) {
+        const given: UnitSpec[] = [];
+        for (let j = spec.floor; j < stack.length && given.length === 0; j++) {
+          const e = stack[j]!;
+          for (const v of alternatives(e, cfg)) {
+            e.tried.add(v);
+            given.push({ kind: 'dfs', prefix: [...next.slice(0, j), v], floor: j + 1 });
+          }
+        }
+        o.donate.give(given);
+      }
+      prefix = next;
+      if (executions >= o.limit || o.stop?.()) break;
+    }
+  }
+  return { executions, exhausted, hashes, hashAt, depthSteps, ...(found ? { found } : {}) };
+}
+
+/**
+ * Split a dfs unit: its first execution, then, deepest first, one unit per untried answer
+ * along that execution — the depth-first order. Returns null when there is nothing to split
+ * (a single execution, or the first execution already fails).
+ */
+function splitDfs(
+  target: Target,
+  cfg: SearchConfig,
+  u: Extract<UnitSpec, { kind: 'dfs' }>,
+): Extract<UnitSpec, { kind: 'dfs' }>[] | null {
+  const fixed = u.prefix;
+  const ex = execute(
+    target,
+    new ExecutionChoices((i, p) => (i < fixed.length ? fixed[i]! : defaultAnswer(p))),
+  );
+  if (ex.violation || ex.log.length <= u.floor) return null;
+  const stack: DfsEntry[] = [];
+  extendStack(stack, ex.log);
+  const values = stack.map((s) => s.value);
+  const out: Extract<UnitSpec, { kind: 'dfs' }>[] = [{ kind: 'dfs', prefix: u.prefix, floor: stack.length }];
+  for (let j = stack.length - 1; j >= u.floor; j--)
+    for (const v of alternatives(stack[j]!, cfg))
+      out.push({ kind: 'dfs', prefix: [...values.slice(0, j), v], floor: j + 1 });
+  return out.length > 1 ? out : null;
+}
+
+/** sample units: executions per unit */
+const SAMPLE_UNIT = 64;
+
+/**
+ * Cut a search of `runs` executions into at least `want` units (when the tree allows), in the
+ * search's order. The plan is a pure function of its arguments: every shard computes the same.
+ */
+export function planUnits(target: Target, cfg: SearchConfig, runs: number, want: number): UnitSpec[] {
+  if (cfg.strategy !== 'dfs') {
+    const size = Math.max(1, Math.min(SAMPLE_UNIT, Math.ceil(runs / want)));
+    const out: UnitSpec[] = [];
+    for (let from = 0; from < runs; from += size)
+      out.push({ kind: 'sample', from, to: Math.min(runs, from + size) });
+    return out;
+  }
+  let units: Extract<UnitSpec, { kind: 'dfs' }>[] = [{ kind: 'dfs', prefix: [], floor: 0 }];
+  // units that cannot be split (single executions) do not count towards `want`; each split
+  // costs an execution: no more of them than the budget
+  const done = new Set<Extract<UnitSpec, { kind: 'dfs' }>>();
+  for (let splits = 0; units.length - done.size < want && splits < Math.min(4 * want, runs); splits++) {
+    // split the shallowest unit (the largest subtree, as far as one can tell), earliest first
+    let pick = -1;
+    for (let i = 0; i < units.length; i++)
+      if (!done.has(units[i]!) && (pick < 0 || units[i]!.floor < units[pick]!.floor)) pick = i;
+    if (pick < 0) break;
+    const u = units[pick]!;
+    const parts = splitDfs(target, cfg, u);
+    if (!parts) {
+      done.add(u);
+      continue;
+    }
+    done.add(parts[0]!); // the first execution alone
+    units = [...units.slice(0, pick), ...parts, ...units.slice(pick + 1)];
+  }
+  return units;
+}
+
+/** The combined result of a search's units. */
+export interface Combined {
+  executions: number;
+  states: Set<number>;
+  depth: number;
+  /** every unit ran to its end within the budget (dfs: the bounded space is exhausted) */
+  complete: boolean;
+  /** the first violation in the search's order, and its execution number (1-based) */
+  found?: { foundAt: number; choices: number[]; violation: Violation; unit: number };
+}
+
+/**
+ * Combine unit results in the search's order into what running them one after the other
+ * with a budget of `runs` executions gives. A missing result (a unit that did not run) ends
+ * the combination, as a budget does.
+ */
+export function combineUnits(
+  results: readonly (UnitResult | undefined)[],
+  runs: number,
+  keepGoing = false,
+): Combined {
+  const out: Combined = { executions: 0, states: new Set(), depth: 0, complete: false };
+  for (let j = 0; j < results.length; j++) {
+    const r = results[j];
+    if (!r) return out;
+    const take = Math.min(r.executions, runs - out.executions);
+    if (keepGoing && r.found && r.found.at < take && !out.found)
+      out.found = {
+        foundAt: out.executions + r.found.at + 1,
+        choices: r.found.choices,
+        violation: r.found.violation,
+        unit: j,
+      };
+    const last = !keepGoing && r.found && r.found.at < take ? r.found.at + 1 : take;
+    for (let i = 0; i < r.hashes.length && r.hashAt[i]! < last; i++) out.states.add(r.hashes[i]!);
+    for (let i = 0; i < r.depthSteps.length && r.depthSteps[i]! < last; i += 2)
+      out.depth = Math.max(out.depth, r.depthSteps[i + 1]!);
+    out.executions += last;
+    if (!keepGoing && r.found && r.found.at < take) {
+      out.found = {
+        foundAt: out.executions,
+        choices: r.found.choices,
+        violation: r.found.violation,
+        unit: j,
+      };
+      return out;
+    }
+    if (take < r.executions || !r.exhausted) return out;
+    if (out.executions >= runs && j < results.length - 1) return out;
+  }
+  out.complete = !out.found;
+  return out;
+}
