@@ -17,6 +17,12 @@
  *    pending) is retried from the system workqueue (io_workqueue_create) through a task_work
  *    on the owner (create_worker_cont), up to WORKER_INIT_LIMIT times where the profile has
  *    the limit, after init_retries × 5 ms where it has the backoff;
+ *  - hashed work (writes to one regular file: io_wq_hash_work of its inode) is serialised: the
+ *    worker that takes the first work of a hash takes every queued work of that hash with it
+ *    and holds the hash bit (in the ring's hash map, shared by every io-wq of that ring) until
+ *    it has run them; another worker finding only works whose hash is held marks the account
+ *    stalled and waits on the hash map's queue (io_wait_on_hash), so it goes idle; clearing the
+ *    bit wakes a free worker of each stalled account (io_wq_hash_wake);
  *  - an idle worker exits after WORKER_IDLE_TIMEOUT (5 s of virtual time) unless it is the
  *    last of its account; IO_WQ_BIT_EXIT (io_wq_exit_start) makes every worker finish and exit.
  *
@@ -61,6 +67,28 @@ export const IO_WQ_WORK_CANCEL = 1;
 export const IO_WQ_WORK_HASHED = 2;
 export const IO_WQ_WORK_UNBOUND = 4;
 export const IO_WQ_WORK_CONCURRENT = 16;
+/** IO_WQ_HASH_SHIFT / IO_WQ_HASH_ORDER (64-bit): the hash bucket sits in flags bits 24..29 */
+const IO_WQ_HASH_SHIFT = 24;
+const IO_WQ_HASH_ORDER = 6;
+
+/**
+ * models io_wq_hash_work(work, val), v6.12: IO_WQ_WORK_HASHED and the bucket
+ * hash_ptr(val, IO_WQ_HASH_ORDER). `key` stands for the inode pointer: the inode number,
+ * whose low bits make the bucket here (two inodes can share a bucket, as in Linux).
+ */
+export function ioWqHashWork(work: IoWqWork, key: number): void {
+  const bit = key & ((1 << IO_WQ_HASH_ORDER) - 1);
+  work.flags |= IO_WQ_WORK_HASHED | (bit << IO_WQ_HASH_SHIFT);
+}
+
+const ioWqIsHashed = (w: IoWqWork) => (w.flags & IO_WQ_WORK_HASHED) !== 0;
+const ioGetWorkHash = (w: IoWqWork) => w.flags >>> IO_WQ_HASH_SHIFT;
+
+/** struct io_wq_hash: the hash bits being run (map) and the io-wqs waiting for one (wait) */
+export class IoWqHash {
+  readonly map = new Set<number>();
+  readonly wait = new Set<IoWq<IoWqWork>>();
+}
 
 export const IO_WQ_ACCT_BOUND = 0;
 export const IO_WQ_ACCT_UNBOUND = 1;
@@ -96,6 +124,8 @@ export class IoWqAcct<W extends IoWqWork> {
   nrWorkers = 0;
   nrRunning = 0;
   readonly workList: W[] = [];
+  /** IO_ACCT_STALLED_BIT: only works of held hashes are queued */
+  stalled = false;
   constructor(
     readonly index: number,
     public maxWorkers: number,
@@ -107,6 +137,8 @@ export class IoWorker<W extends IoWqWork> {
   flags = 0;
   task: Task | null = null;
   curWork: W | null = null;
+  /** the rest of the hashed chain the worker took with curWork (next_hashed) */
+  chain: W[] = [];
   /** create_state bit 0: a create_work task_work is queued */
   createState = false;
   createIndex = 0;
@@ -129,12 +161,16 @@ export class IoWq<W extends IoWqWork> {
   readonly allList = new Set<IoWorker<W>>();
   workerRefs = 1;
   readonly workerDone = new Completion('io_wq.worker_done');
+  /** wq->hash_tail: the last queued work of each hash */
+  readonly hashTail = new Map<number, W>();
   constructor(
     /** wq->task: the task that owns this io-wq (its tctx), whose threads the workers are */
     public task: Task | null,
     bounded: number,
     unbounded: number,
     readonly ops: IoWqOps<W>,
+    /** wq->hash: the ring's hash map (ctx->hash_map) */
+    readonly hash: IoWqHash = new IoWqHash(),
   ) {
     this.acct = [new IoWqAcct(IO_WQ_ACCT_BOUND, bounded), new IoWqAcct(IO_WQ_ACCT_UNBOUND, unbounded)];
   }
@@ -149,25 +185,110 @@ const workerOf = new WeakMap<Task, IoWorker<IoWqWork>>();
 
 /**
  * models io_wq_create(bounded, data), v6.12: unbound max_workers = task_rlimit(current,
- * RLIMIT_NPROC) of the creating task. Also installs the scheduler hooks.
+ * RLIMIT_NPROC) of the creating task; data->hash is the ring's hash map. Also installs the
+ * scheduler hooks.
  */
 export function ioWqCreate<W extends IoWqWork>(
   k: Kernel,
   bounded: number,
   task: Task,
   ops: IoWqOps<W>,
+  hash?: IoWqHash,
 ): IoWq<W> {
   k.ioWorkerHooks ??= { sleeping: ioWqWorkerSleeping(k), running: ioWqWorkerRunning };
   const nproc = k.current!.signal.rlim[RLIMIT_NPROC]!.cur;
-  return new IoWq(task, bounded, rlimitAsUnsigned(nproc), ops);
+  return new IoWq(task, bounded, rlimitAsUnsigned(nproc), ops, hash);
 }
 
 function ioWorkerRefPut(k: Kernel, wq: IoWq<IoWqWork>): void {
   if (--wq.workerRefs === 0) complete(k, wq.workerDone);
 }
 
+/** models io_acct_run_queue(): work is queued and the account is not stalled */
 function ioAcctRunQueue(acct: IoWqAcct<IoWqWork>): boolean {
-  return acct.workList.length > 0;
+  return acct.workList.length > 0 && !acct.stalled;
+}
+
+/**
+ * models io_wq_insert_work(), v6.12: unhashed work at the tail; hashed work right after the
+ * last queued work of its hash (at the tail when there is none), becoming the hash's tail
+ */
+function ioWqInsertWork<W extends IoWqWork>(wq: IoWq<W>, acct: IoWqAcct<W>, work: W): void {
+  if (!ioWqIsHashed(work)) {
+    acct.workList.push(work);
+    return;
+  }
+  const hash = ioGetWorkHash(work);
+  const tail = wq.hashTail.get(hash);
+  wq.hashTail.set(hash, work);
+  if (!tail) acct.workList.push(work);
+  else acct.workList.splice(acct.workList.indexOf(tail) + 1, 0, work);
+}
+
+/** models io_wq_remove_pending(), v6.12: off the list, the hash tail moving back if it was the tail */
+function ioWqRemovePending<W extends IoWqWork>(wq: IoWq<W>, acct: IoWqAcct<W>, work: W): void {
+  const i = acct.workList.indexOf(work);
+  if (ioWqIsHashed(work)) {
+    const hash = ioGetWorkHash(work);
+    if (wq.hashTail.get(hash) === work) {
+      const prev = i > 0 ? acct.workList[i - 1] : undefined;
+      if (prev && ioWqIsHashed(prev) && ioGetWorkHash(prev) === hash) wq.hashTail.set(hash, prev);
+      else wq.hashTail.delete(hash);
+    }
+  }
+  acct.workList.splice(i, 1);
+}
+
+/**
+ * models io_get_next_work(acct, wq), v6.12: the first unhashed work, or the first hashed work
+ * whose hash is not running together with every queued work of that hash (up to the hash's
+ * tail), setting the hash bit; when only held hashes are queued the account is stalled and
+ * the io-wq waits on the hash map (io_wait_on_hash). Returns the chain to run, or [].
+ */
+function ioGetNextWork<W extends IoWqWork>(wq: IoWq<W>, acct: IoWqAcct<W>): W[] {
+  let stallHash = -1;
+  for (let i = 0; i < acct.workList.length; i++) {
+    const work = acct.workList[i]!;
+    if (!ioWqIsHashed(work)) {
+      acct.workList.splice(i, 1);
+      return [work];
+    }
+    const hash = ioGetWorkHash(work);
+    const tail = wq.hashTail.get(hash)!;
+    const end = acct.workList.indexOf(tail);
+    if (!wq.hash.map.has(hash)) {
+      wq.hash.map.add(hash);
+      wq.hashTail.delete(hash);
+      return acct.workList.splice(i, end - i + 1);
+    }
+    if (stallHash === -1) stallHash = hash;
+    i = end;
+  }
+  if (stallHash !== -1) {
+    acct.stalled = true;
+    // io_wait_on_hash(): onto the hash map's queue unless the bit was cleared meanwhile
+    if (wq.hash.map.has(stallHash)) wq.hash.wait.add(wq as IoWq<IoWqWork>);
+    else acct.stalled = false;
+  }
+  return [];
+}
+
+/**
+ * models the hash bit release at the end of a hashed chain in io_worker_handle_work() and
+ * io_wq_hash_wake(), v6.12: clear the bit and the account's stall; each waiting io-wq leaves
+ * the queue and wakes a free worker of every account it had stalled
+ */
+function ioWqHashRelease(k: Kernel, wq: IoWq<IoWqWork>, acct: IoWqAcct<IoWqWork>, hash: number): void {
+  wq.hash.map.delete(hash);
+  acct.stalled = false;
+  for (const w of [...wq.hash.wait]) {
+    wq.hash.wait.delete(w);
+    for (const a of w.acct)
+      if (a.stalled) {
+        a.stalled = false;
+        ioWqActivateFreeWorker(k, w, a);
+      }
+  }
 }
 
 /** models io_wq_activate_free_worker(): wake a free worker of this account, if one is asleep. */
@@ -191,15 +312,15 @@ export function ioWqEnqueue<W extends IoWqWork>(k: Kernel, wq: IoWq<W>, work: W)
     wq.ops.cancel(k, work);
     return;
   }
-  acct.workList.push(work);
+  ioWqInsertWork(wq, acct, work);
+  acct.stalled = false;
   const doCreate = !ioWqActivateFreeWorker(k, wq, acct);
   if (doCreate && (work.flags & IO_WQ_WORK_CONCURRENT || acct.nrRunning === 0)) {
     if (ioWqCreateWorker(k, wq, acct)) return;
     if (acct.nrWorkers) return;
     // fatal condition, failed to create the first worker
-    const i = acct.workList.indexOf(work);
-    if (i >= 0) {
-      acct.workList.splice(i, 1);
+    if (acct.workList.includes(work)) {
+      ioWqRemovePending(wq, acct, work);
       work.flags |= IO_WQ_WORK_CANCEL;
       wq.ops.cancel(k, work);
     }
@@ -352,11 +473,19 @@ function* createWorkerCont<W extends IoWqWork>(k: Kernel, worker: IoWorker<W>): 
   if (!ioShouldRetryThread(k, worker as IoWorker<IoWqWork>, r.errno)) {
     acct.nrRunning--;
     acct.nrWorkers--;
-    if (acct.nrWorkers === 0) for (const w of acct.workList.splice(0)) cancelWork(k, wq, w);
+    if (acct.nrWorkers === 0) ioAcctCancelAll(k, wq, acct);
     ioWorkerRefPut(k, wq as IoWq<IoWqWork>);
     return;
   }
   queueCreateWorkerRetry(k, worker);
+}
+
+/** models io_acct_cancel_pending_work() for every queued work of an account */
+function ioAcctCancelAll<W extends IoWqWork>(k: Kernel, wq: IoWq<W>, acct: IoWqAcct<W>): void {
+  for (const w of [...acct.workList]) {
+    ioWqRemovePending(wq, acct, w);
+    cancelWork(k, wq, w);
+  }
 }
 
 function cancelWork<W extends IoWqWork>(k: Kernel, wq: IoWq<W>, w: W): void {
@@ -448,26 +577,36 @@ export function* scheduleTimeout(k: Kernel, ns: number): KGen<boolean> {
   return fired;
 }
 
-/** models io_worker_handle_work(): run queued work of the worker's account until none is left. */
+/**
+ * models io_worker_handle_work(): run queued work of the worker's account until none is left
+ * (or only works of held hashes are); a hashed chain is run in order and its hash released
+ * after the last one.
+ */
 function* ioWorkerHandleWork<W extends IoWqWork>(k: Kernel, worker: IoWorker<W>): KGen<void> {
   const wq = worker.wq;
   const acct = worker.acct;
   const doKill = wq.exiting;
   for (;;) {
-    const work = acct.workList.shift();
-    if (!work) return;
+    const chain = ioGetNextWork(wq, acct);
+    if (!chain.length) return;
     // __io_worker_busy(): off the free list
     if (worker.flags & IO_WORKER_F_FREE) {
       worker.flags &= ~IO_WORKER_F_FREE;
       const i = wq.freeList.indexOf(worker);
       if (i >= 0) wq.freeList.splice(i, 1);
     }
-    worker.curWork = work;
-    k.current!.state = TASK_RUNNING;
-    if (doKill && work.flags & IO_WQ_WORK_UNBOUND) work.flags |= IO_WQ_WORK_CANCEL;
-    if (work.flags & IO_WQ_WORK_CANCEL) wq.ops.cancel(k, work);
-    else yield* wq.ops.doWork(k, work);
-    worker.curWork = null;
+    worker.chain = chain;
+    for (let work = worker.chain.shift(); work; work = worker.chain.shift()) {
+      const hash = ioWqIsHashed(work) ? ioGetWorkHash(work) : -1;
+      worker.curWork = work;
+      k.current!.state = TASK_RUNNING;
+      if (doKill && work.flags & IO_WQ_WORK_UNBOUND) work.flags |= IO_WQ_WORK_CANCEL;
+      if (work.flags & IO_WQ_WORK_CANCEL) wq.ops.cancel(k, work);
+      else yield* wq.ops.doWork(k, work);
+      worker.curWork = null;
+      if (hash !== -1 && !worker.chain.length)
+        ioWqHashRelease(k, wq as IoWq<IoWqWork>, acct as IoWqAcct<IoWqWork>, hash);
+    }
   }
 }
 
@@ -561,7 +700,8 @@ export function* ioWqPutAndExit<W extends IoWqWork>(k: Kernel, wq: IoWq<W>): KGe
     yield* waitForCompletion(k, q.workerDone);
     q.task = null;
   }
-  for (const acct of wq.acct) for (const w of acct.workList.splice(0)) cancelWork(k, wq, w);
+  for (const acct of wq.acct) ioAcctCancelAll(k, wq, acct);
+  wq.hash.wait.delete(q);
 }
 
 /**
@@ -573,7 +713,7 @@ export function ioWqCancelCb<W extends IoWqWork>(k: Kernel, wq: IoWq<W>, match: 
   let n = 0;
   for (const acct of wq.acct)
     for (const w of acct.workList.filter(match)) {
-      acct.workList.splice(acct.workList.indexOf(w), 1);
+      ioWqRemovePending(wq, acct, w);
       cancelWork(k, wq, w);
       n++;
     }

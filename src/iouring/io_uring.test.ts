@@ -9,6 +9,7 @@ import { Errno } from '../kernel/errno.js';
 import { checkNoLeaks } from '../kernel/invariants.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { RLIMIT_NPROC } from '../kernel/rlimit.js';
+import { Op } from '../kernel/sched.js';
 import {
   PF_IO_WORKER,
   PF_KTHREAD,
@@ -16,6 +17,7 @@ import {
   PF_USER_WORKER,
   PF_USER_WORKER_V5,
 } from '../kernel/sched-consts.js';
+import { O_CREAT, SHMEM_FILE_OPS } from '../kernel/shmem.js';
 import type { Sys } from '../kernel/syscalls.js';
 import type { Task } from '../kernel/task.js';
 import { bootKernel, makeCgroup, settle, spawn, tasksNamed } from '../kernel/testing.js';
@@ -584,4 +586,170 @@ describe('SQPOLL', () => {
     settle(k);
     expect(r).toBe(Errno.EAGAIN);
   });
+});
+
+describe('regular files (tmpfs)', () => {
+  /** Queue `n` reads or writes of 8 bytes at `buf + 8 i` on `fd`. */
+  function queueRw(
+    sys: Sys,
+    r: UserRing,
+    op: number,
+    fd: number,
+    buf: number,
+    n: number,
+    async: boolean,
+  ): void {
+    for (let i = 0; i < n; i++)
+      queueSqe(sys, r, {
+        opcode: op,
+        flags: async ? IOSQE_ASYNC : 0,
+        fd,
+        off: 0n,
+        addr: buf + 8 * i,
+        len: 8,
+        userData: BigInt(i + 1),
+      });
+  }
+
+  it.each(THREAD_WORKER_PROFILES)(
+    'a read of a tmpfs file is issued inline before v6.5 and punted to a bound worker from v6.5 (no FMODE_NOWAIT) on %s',
+    (profile) => {
+      const { k, boot0 } = boot(profile);
+      let seen: Task[] = [];
+      let res: number[] = [];
+      let data = '';
+      spawn(k, 'app', function* (sys) {
+        const r = yield* ioUringQueueInit(sys, 4);
+        const fd = yield* sys.open('/dev/shm/f', O_CREAT | 2);
+        const buf = yield* sys.mmap(4096);
+        if (!r.ok || !fd.ok || !buf.ok) return 1;
+        yield* sys.write(fd.value, new TextEncoder().encode('abcdefgh'));
+        const fd2 = yield* sys.open('/dev/shm/f', 2);
+        if (!fd2.ok) return 1;
+        queueRw(sys, r.value, IORING_OP_READ, fd2.value, buf.value, 1, false);
+        yield* ioUringSubmitAndWait(sys, r.value, 1, 1);
+        seen = workers(k);
+        res = reapCqes(sys, r.value).map((c) => c.res);
+        const v = sys.task.mm!.read(buf.value, 8);
+        if (v.ok) data = new TextDecoder().decode(v.value);
+        return 0;
+      });
+      settle(k);
+      expect(res).toEqual([8]);
+      expect(data).toBe('abcdefgh');
+      expect(seen.length).toBe(k.profile.ioRegFileNowaitNeedsFmode ? 1 : 0);
+      checkNoLeaks(k, boot0);
+    },
+  );
+
+  it.each(THREAD_WORKER_PROFILES)(
+    'a write to a tmpfs file never completes inline: a bound io-wq worker runs it on %s',
+    (profile) => {
+      const { k, boot0 } = boot(profile);
+      let bound = -1;
+      let unbound = -1;
+      let res: number[] = [];
+      let size = -1;
+      spawn(k, 'app', function* (sys) {
+        const r = yield* ioUringQueueInit(sys, 4);
+        const fd = yield* sys.open('/tmp/w', O_CREAT | 2);
+        const buf = yield* sys.mmap(4096);
+        if (!r.ok || !fd.ok || !buf.ok) return 1;
+        queueRw(sys, r.value, IORING_OP_WRITE, fd.value, buf.value, 1, false);
+        yield* ioUringSubmitAndWait(sys, r.value, 1, 1);
+        const wq = ioWqOf(sys.task);
+        if (wq) [bound, unbound] = [wq.acct[0].nrWorkers, wq.acct[1].nrWorkers];
+        res = reapCqes(sys, r.value).map((c) => c.res);
+        const back = yield* sys.open('/tmp/w', 0);
+        if (!back.ok) return 1;
+        const all = yield* sys.read(back.value, 100);
+        if (all.ok) size = all.value.length;
+        return 0;
+      });
+      settle(k);
+      expect(res).toEqual([8]);
+      expect(size).toBe(8);
+      expect([bound, unbound]).toEqual([1, 0]);
+      checkNoLeaks(k, boot0);
+    },
+  );
+
+  it('IOSQE_ASYNC reads of a regular file are run by bound io-wq workers, at most min(SQ entries, 4 × CPUs), not limited by RLIMIT_NPROC', () => {
+    // linux-5.15: io_wqe_activate_free_worker() counts a free worker only if wake_up_process()
+    // woke it, so each IOSQE_ASYNC work of one submission creates a worker up to the limit
+    const { k, boot0 } = boot('linux-5.15');
+    const n = 32;
+    let accts: number[] = [];
+    let res: number[] = [];
+    spawn(
+      k,
+      'app',
+      function* (sys) {
+        const r = yield* ioUringQueueInit(sys, n);
+        const fd = yield* sys.open('/tmp/r', O_CREAT | 2);
+        const buf = yield* sys.mmap(4096);
+        if (!r.ok || !fd.ok || !buf.ok) return 1;
+        yield* sys.write(fd.value, new Uint8Array(8 * n));
+        const fd2 = yield* sys.open('/tmp/r', 2);
+        if (!fd2.ok) return 1;
+        queueRw(sys, r.value, IORING_OP_READ, fd2.value, buf.value, n, true);
+        yield* ioUringSubmitAndWait(sys, r.value, n, 0);
+        const wq = ioWqOf(sys.task)!;
+        accts = [wq.acct[0].nrWorkers, wq.acct[1].nrWorkers];
+        yield* ioUringSubmitAndWait(sys, r.value, 0, n);
+        res = reapCqes(sys, r.value).map((c) => c.res);
+        return 0;
+      },
+      { rlimits: { [RLIMIT_NPROC]: { cur: 1, max: 1 } } },
+    );
+    settle(k);
+    expect(res).toEqual(new Array(n).fill(8));
+    expect(accts).toEqual([Math.min(n, 4 * k.nrCpus), 0]);
+    expect(accts[0]).toBeGreaterThan(1);
+    checkNoLeaks(k, boot0);
+  });
+
+  it.each(['linux-5.15', 'linux-6.12'])(
+    'IOSQE_ASYNC writes to one regular file are serialised on one worker (hashed by inode) on %s',
+    (profile) => {
+      const { k, boot0 } = boot(profile);
+      const n = 8;
+      const writers = new Set<number>();
+      let content = '';
+      const write = SHMEM_FILE_OPS.write!;
+      const ops = SHMEM_FILE_OPS as { write: typeof write };
+      ops.write = function* (kk, f, data, nowait) {
+        writers.add(kk.current!.pid);
+        yield Op.Preempt;
+        return yield* write(kk, f, data, nowait);
+      };
+      try {
+        spawn(k, 'app', function* (sys) {
+          const r = yield* ioUringQueueInit(sys, n);
+          const fd = yield* sys.open('/tmp/log', O_CREAT | 2);
+          const buf = yield* sys.mmap(4096);
+          if (!r.ok || !fd.ok || !buf.ok) return 1;
+          sys.task.mm!.write(
+            buf.value,
+            new TextEncoder().encode(
+              'abcdefgh'.repeat(n).replace(/./g, (c, i) => (i % 8 ? c : String(i / 8))),
+            ),
+          );
+          queueRw(sys, r.value, IORING_OP_WRITE, fd.value, buf.value, n, true);
+          yield* ioUringSubmitAndWait(sys, r.value, n, n);
+          const back = yield* sys.open('/tmp/log', 0);
+          if (!back.ok) return 1;
+          const all = yield* sys.read(back.value, 8 * n);
+          if (all.ok) content = new TextDecoder().decode(all.value);
+          return 0;
+        });
+        settle(k);
+      } finally {
+        ops.write = write;
+      }
+      expect(writers.size).toBe(1);
+      expect(content).toBe([...Array(n).keys()].map((i) => `${i}bcdefgh`).join(''));
+      checkNoLeaks(k, boot0);
+    },
+  );
 });

@@ -6,10 +6,12 @@
  * exit and exec. Models io_uring/io_uring.c, tctx.c, register.c, rw.c, poll.c and cancel.c,
  * v6.12 (fs/io_uring.c of v5.15 for what the profile marks as older).
  *
- * Regular files are not modelled (the model has no filesystem): READ/WRITE work on pipes and
- * eventfds, which are pollable, so a request that would block arms poll (IORING_FEAT_FAST_POLL)
- * and only IOSQE_ASYNC sends it to io-wq; there it blocks the worker (5.15) or, from v5.16's
- * "async hybrid mode", is issued non-blocking and arms poll (profile `ioWqArmsPoll`).
+ * READ/WRITE work on pipes and eventfds, which are pollable, so a request that would block
+ * arms poll (IORING_FEAT_FAST_POLL) and only IOSQE_ASYNC sends it to io-wq; there it blocks
+ * the worker (5.15) or, from v5.16's "async hybrid mode", is issued non-blocking and arms poll
+ * (profile `ioWqArmsPoll`). On regular files (tmpfs, kernel/shmem.ts), which cannot be
+ * polled, a request that cannot be issued with IOCB_NOWAIT goes to the BOUND io-wq account,
+ * writes hashed by inode so that one worker at a time runs them.
  */
 import { CAP_SYS_ADMIN, type Cred, capable } from '../kernel/cred.js';
 import { Errno, err, ok, type Result } from '../kernel/errno.js';
@@ -27,12 +29,14 @@ import {
   IO_WQ_WORK_CONCURRENT,
   IO_WQ_WORK_UNBOUND,
   type IoWq,
+  IoWqHash,
   type IoWqWork,
   ioRunTaskWork,
   ioWqCancelCb,
   ioWqCreate,
   ioWqEnqueue,
   ioWqExitStart,
+  ioWqHashWork,
   ioWqMaxWorkers,
   ioWqPutAndExit,
 } from './io-wq.js';
@@ -90,6 +94,8 @@ export class IoRingCtx {
   readonly polls = new Set<IoKiocb>();
   /** percpu_ref_kill(&ctx->refs) ran: the ring file was released */
   dead = false;
+  /** ctx->hash_map: the hash bits shared by the io-wqs of every task using this ring */
+  readonly hashMap = new IoWqHash();
   /** ctx->io_wq: the ring's own io-wq where workers are kthreads (`ioWorkerApi` 'kthread') */
   ioWq: IoWqKthread<IoKiocb> | null = null;
   constructor(
@@ -166,14 +172,15 @@ const IO_WQ_OPS = {
 
 /**
  * models io_uring_alloc_task_context(task, ctx) → io_init_wq_offload(), v6.12: a tctx with an
- * io-wq whose bound limit is min(SQ entries, 4 × online CPUs); the unbound limit comes from
- * io_wq_create (the caller's RLIMIT_NPROC).
+ * io-wq whose bound limit is min(SQ entries, 4 × online CPUs) and whose hash map is the
+ * ring's; the unbound limit comes from io_wq_create (the caller's RLIMIT_NPROC).
  */
 export function ioUringAllocTaskContext(k: Kernel, task: Task, ctx: IoRingCtx): IoUringTask {
   const tctx = new IoUringTask();
   const concurrency = Math.min(ctx.sqEntries, 4 * k.nrCpus);
   // fs/io_uring.c of v5.10: the tctx has no io-wq, the ring has (io_init_wq_offload)
-  if (k.profile.ioWorkerApi !== 'kthread') tctx.ioWq = ioWqCreate(k, concurrency, task, IO_WQ_OPS);
+  if (k.profile.ioWorkerApi !== 'kthread')
+    tctx.ioWq = ioWqCreate(k, concurrency, task, IO_WQ_OPS, ctx.hashMap);
   tctxOf.set(task, tctx);
   return tctx;
 }
@@ -539,19 +546,24 @@ function* ioQueueSqe(k: Kernel, req: IoKiocb): KGen<void> {
   const res = yield* ioIssueSqe(k, req, true);
   if (res !== -Errno.EAGAIN) return ioReqComplete(k, req, res);
   if (req.file?.ops.pollQueue && !(req.file.flags & O_NONBLOCK)) ioArmPoll(k, req);
-  else if (req.file && req.file.flags & O_NONBLOCK) ioReqComplete(k, req, res);
+  else if (req.file && req.file.flags & O_NONBLOCK && !req.file.ops.regInode) ioReqComplete(k, req, res);
   else ioQueueIowq(k, req);
 }
 
 /**
- * models io_prep_async_work() + io_queue_iowq(), v6.12: IOSQE_ASYNC work is
- * IO_WQ_WORK_CONCURRENT; READ/WRITE on a non-regular file is IO_WQ_WORK_UNBOUND
- * (unbound_nonreg_file); NOP is bound. Queued on the submitter's io-wq, or on the ring's
- * where the era has one (v5.10 io_queue_async_work → io_wq_enqueue(ctx->io_wq)).
+ * models io_prep_async_work() + io_queue_iowq(), v6.12 (the same rules in fs/io_uring.c of
+ * v5.10 and v5.15): IOSQE_ASYNC work is IO_WQ_WORK_CONCURRENT; on a regular file (REQ_F_ISREG)
+ * the work stays bound and a WRITE (hash_reg_file) is hashed by the file's inode; READ/WRITE
+ * on any other file is IO_WQ_WORK_UNBOUND (unbound_nonreg_file); NOP is bound. Queued on the
+ * submitter's io-wq, or on the ring's where the era has one (v5.10 io_queue_async_work →
+ * io_wq_enqueue(ctx->io_wq)).
  */
 function ioQueueIowq(k: Kernel, req: IoKiocb): void {
   if (req.forceAsync) req.flags |= IO_WQ_WORK_CONCURRENT;
-  if (req.file && req.sqe.opcode !== IORING_OP_NOP) req.flags |= IO_WQ_WORK_UNBOUND;
+  const inode = req.file?.ops.regInode?.(req.file);
+  if (inode) {
+    if (req.sqe.opcode === IORING_OP_WRITE) ioWqHashWork(req, inode.ino);
+  } else if (req.file && req.sqe.opcode !== IORING_OP_NOP) req.flags |= IO_WQ_WORK_UNBOUND;
   if (k.trace.enabled)
     k.emit(
       'io_uring_queue_async_work',
@@ -571,16 +583,33 @@ function ioQueueIowq(k: Kernel, req: IoKiocb): void {
 }
 
 /**
+ * models io_file_supports_nowait(), v6.12, for a regular file: REQ_F_SUPPORT_NOWAIT
+ * (O_NONBLOCK or FMODE_NOWAIT) where the era relies on it (`ioRegFileNowaitNeedsFmode`);
+ * before v6.5 __io_file_supports_nowait() takes any regular file whose super block has no
+ * block device (io_bdev_nowait(NULL)), which is every file the model has.
+ */
+function ioRegFileSupportsNowait(k: Kernel, file: File): boolean {
+  return !k.profile.ioRegFileNowaitNeedsFmode || (file.flags & O_NONBLOCK) !== 0;
+}
+
+/**
  * models io_issue_sqe() for NOP, READ (io_read) and WRITE (io_write), v6.12, in the caller's
  * address space (the submitter's, shared by its io workers and SQ thread). `nonblock` is
- * IO_URING_F_NONBLOCK (IOCB_NOWAIT). Returns the CQE result (-errno on failure); an
- * interrupted sleep (-ERESTARTSYS) becomes -EINTR as in io_rw_done().
+ * IO_URING_F_NONBLOCK (IOCB_NOWAIT). On a regular file a non-blocking issue returns -EAGAIN
+ * (the async punt) before touching the file when the file does not support NOWAIT, and for
+ * every buffered WRITE (no FOP_BUFFER_WASYNC: "file path doesn't support NOWAIT for
+ * non-direct_IO" in v5.10/v5.15). Returns the CQE result (-errno on failure); an interrupted
+ * sleep (-ERESTARTSYS) becomes -EINTR as in io_rw_done().
  */
 function* ioIssueSqe(k: Kernel, req: IoKiocb, nonblock: boolean): KGen<number> {
   const { sqe, file } = req;
   const mm = k.current!.mm;
   if (sqe.opcode === IORING_OP_NOP) return 0;
   if (!file || !mm) return -Errno.EBADF;
+  if (nonblock && file.ops.regInode) {
+    if (!ioRegFileSupportsNowait(k, file)) return -Errno.EAGAIN;
+    if (sqe.opcode === IORING_OP_WRITE) return -Errno.EAGAIN;
+  }
   if (sqe.opcode === IORING_OP_READ) {
     if (!file.ops.read) return -Errno.EINVAL;
     const r = yield* file.ops.read(k, file, sqe.len, nonblock);

@@ -32,8 +32,18 @@ export interface FileOps {
   /** the wait queue poll_wait() would register on (file_can_poll), for io_uring's poll arming */
   pollQueue?(f: File): WaitQueue;
   ioctl?(k: Kernel, f: File, cmd: number, arg: number): KGen<Result<number>>;
+  /**
+   * S_ISREG files: the inode (file_inode), and whether the file system sets FMODE_NOWAIT on
+   * open (none of the modelled ones does)
+   */
+  regInode?(f: File): RegInode;
   /** Called by the task that drops the last reference (fput → __fput). */
   release?(k: Kernel, f: File): KGen<void>;
+}
+
+/** the inode of a regular file, as io_uring sees it (io_wq_hash_work hashes it) */
+export interface RegInode {
+  readonly ino: number;
 }
 
 export const O_NONBLOCK = 0o4000;

@@ -63,6 +63,7 @@ import {
   TASK_RUNNING,
   WEXITED,
 } from './sched-consts.js';
+import { O_CREAT, shmemCreate } from './shmem.js';
 import {
   doGroupExit,
   getSignal,
@@ -570,13 +571,14 @@ export class Sys {
     return ok();
   }
 
-  /** openat(2) of a device or file registered with the kernel. */
+  /** openat(2) of a device or file registered with the kernel; O_CREAT creates a tmpfs file (shmem.ts). */
   *open(path: string, flags = 0): KGen<Result<number>> {
     return yield* this.syscall(this.openBody, [path, flags]);
   }
   private *openBody(path: string, flags: number): KGen<Result<number>> {
     const k = this.k;
-    const opener = k.devices.get(path);
+    let opener = k.devices.get(path);
+    if (!opener && flags & O_CREAT && shmemCreate(k, path)) opener = k.devices.get(path);
     if (!opener) return err(Errno.ENOENT);
     const r = yield* opener(k, path, flags);
     if (!r.ok) return r;

@@ -37,6 +37,7 @@ const V610: Switches = {
   ioWorkerRetryChecksFatal: true,
   ioWorkerRetryBackoffMs: 0,
   ioWqArmsPoll: true,
+  ioRegFileNowaitNeedsFmode: true,
   ioRingsPackedHeadTail: false,
   ioSqpollNeedsSysAdmin: false,
   ioRegisterIowqMaxWorkers: true,
@@ -48,6 +49,9 @@ const V610: Switches = {
 const IOWQ_INIT_LIMIT = { ioWorkerInitLimit: 3 } as const;
 /** io-wq of 6.15+: retries back off by init_retries × 5 ms (queue_create_worker_retry). */
 const IOWQ_BACKOFF = { ioWorkerInitLimit: 3, ioWorkerRetryBackoffMs: 5 } as const;
+
+/** io_uring before caec5ebe77f9 (v6.5): regular files without a block device support NOWAIT. */
+const IO_REG_NOWAIT_BDEV = { ioRegFileNowaitNeedsFmode: false } as const;
 
 /** KVM from 6.14 (and Debian's 6.12.y): the NX recovery vhost_task comes with the first KVM_RUN. */
 const KVM_NX_FIRST_RUN = { kvmNxWorker: 'vhost-task-first-run' } as const;
@@ -77,6 +81,7 @@ const KTHREAD_ERA: Switches = {
   ioWorkerRetryChecksFatal: false,
   ioWorkerRetryBackoffMs: 0,
   ioWqArmsPoll: false,
+  ioRegFileNowaitNeedsFmode: false,
   ioRingsPackedHeadTail: false,
   ioSqpollNeedsSysAdmin: false,
   ioRegisterIowqMaxWorkers: true,
@@ -192,6 +197,7 @@ export const PROFILES: readonly Profile[] = [
     ['kernel/vhost_task.c 6.4-rc1 form (removed by f9010dbdce91)'],
     {
       ...V610,
+      ...IO_REG_NOWAIT_BDEV,
       vhostWorker: 'vhost-task-rc1',
       vhostTaskGeneration: 'vhost-task-rc1',
       getSignalWorkerExemption: 'io',
@@ -216,6 +222,7 @@ export const PROFILES: readonly Profile[] = [
     ],
     {
       ...V610,
+      ...IO_REG_NOWAIT_BDEV,
       vhostWorker: 'vhost-task-thread',
       vhostTaskGeneration: 'vhost-task-thread',
       vhostSignalHacks: true,
@@ -357,6 +364,7 @@ export const BUG_PROFILES: readonly Profile[] = [
     ],
     {
       ...V610,
+      ...IO_REG_NOWAIT_BDEV,
       vhostWorker: 'vhost-task-thread',
       vhostTaskGeneration: 'vhost-task-thread',
       vhostSignalHacks: true,

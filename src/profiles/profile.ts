@@ -159,6 +159,15 @@ export interface Profile {
    */
   readonly ioWqArmsPoll: boolean;
   /**
+   * io_file_supports_nowait() takes a regular file only when it has FMODE_NOWAIT (or
+   * O_NONBLOCK): caec5ebe77f9 "io_uring: rely solely on FMODE_NOWAIT" (v6.5). Before, every
+   * regular file on a super block without a block device (tmpfs) or with a NOWAIT-capable
+   * queue was taken (__io_file_supports_nowait / io_bdev_nowait), so a read of a tmpfs file
+   * was issued inline with IOCB_NOWAIT; from v6.5 tmpfs, which sets no FMODE_NOWAIT, is
+   * punted to io-wq
+   */
+  readonly ioRegFileNowaitNeedsFmode: boolean;
+  /**
    * struct io_uring {head, tail} in struct io_rings without ____cacheline_aligned_in_smp:
    * sq_off.tail = 4 (observed on Debian 6.12 and the 6.18 host) instead of 64 (5.x … 6.2
    * sources, syzkaller's offsets; observed on Debian 6.1); the release that changed it is not
