@@ -28,8 +28,11 @@
  *    io_wq_destroy() (ring release) sets IO_WQ_BIT_EXIT, stops the manager and wakes every
  *    worker.
  *
- * Works are not hashed here (the model has no regular files), so one FIFO list serves both
- * accounts as wqe->work_list does.
+ * One list serves both accounts as wqe->work_list does. Hashed work (writes to one regular
+ * file) is serialised as in v6.12 but with the wqe's own hash_map: the worker that takes the
+ * first work of a hash takes the queued works of that hash with it and clears the bit after
+ * the last; a worker that finds only works of held hashes marks the wqe IO_WQE_FLAG_STALLED
+ * and goes idle (no hash wait queue before v5.12); queueing or the bit's release unstalls.
  */
 import {
   CAP_SYS_ADMIN,
@@ -64,6 +67,11 @@ import {
   IO_WQ_WORK_UNBOUND,
   type IoWqOps,
   type IoWqWork,
+  ioGetWorkHash,
+  ioWqInsertWork,
+  ioWqIsHashed,
+  ioWqRemovePending,
+  ioWqTakeNextWork,
   rlimitAsUnsigned,
   scheduleTimeout,
   WORKER_IDLE_TIMEOUT_NS,
@@ -119,6 +127,10 @@ export class IoWqKthread<W extends IoWqKthreadWork> {
   readonly acct: [Acct, Acct];
   /** wqe->work_list */
   readonly workList: W[] = [];
+  /** wqe->hash_map, wqe->hash_tail and IO_WQE_FLAG_STALLED */
+  readonly hashMap = new Set<number>();
+  readonly hashTail = new Map<number, W>();
+  stalled = false;
   readonly freeList: KIoWorker<W>[] = [];
   readonly allList = new Set<KIoWorker<W>>();
   manager: Task | null = null;
@@ -179,9 +191,14 @@ export function* ioWqKthreadCreate<W extends IoWqKthreadWork>(
   return ok(wq);
 }
 
-/** models io_wqe_need_worker(): work queued, no free worker, the account under its max. */
+/** models io_wqe_run_queue(), v5.10: work queued and the wqe not stalled */
+function runQueue(wq: IoWqKthread<IoWqKthreadWork>): boolean {
+  return wq.workList.length > 0 && !wq.stalled;
+}
+
+/** models io_wqe_need_worker(): runnable work, no free worker, the account under its max. */
 function needWorker(wq: IoWqKthread<IoWqKthreadWork>, index: number): boolean {
-  if (wq.freeList.length > 0 || wq.workList.length === 0) return false;
+  if (wq.freeList.length > 0 || !runQueue(wq)) return false;
   const acct = wq.acct[index]!;
   return acct.nrWorkers < acct.maxWorkers;
 }
@@ -257,7 +274,7 @@ function ioWqeWakeWorker(k: Kernel, wq: IoWqKthread<IoWqKthreadWork>, acct: Acct
 /** models io_wqe_dec_running(): the last running worker of an account stops with work queued. */
 function ioWqeDecRunning(k: Kernel, worker: KIoWorker<IoWqKthreadWork>): void {
   const acct = worker.acct;
-  if (--acct.nrRunning === 0 && worker.wq.workList.length > 0) ioWqeWakeWorker(k, worker.wq, acct);
+  if (--acct.nrRunning === 0 && runQueue(worker.wq)) ioWqeWakeWorker(k, worker.wq, acct);
 }
 
 /** models io_wq_worker_sleeping(tsk), v5.10 */
@@ -304,7 +321,8 @@ export function ioWqKthreadEnqueue<W extends IoWqKthreadWork>(k: Kernel, wq: IoW
     wq.ops.cancel(k, work);
     return;
   }
-  wq.workList.push(work);
+  ioWqInsertWork(wq.hashTail, wq.workList, work);
+  wq.stalled = false;
   if (work.flags & IO_WQ_WORK_CONCURRENT || !acct.nrRunning) ioWqeWakeWorker(k, q, acct);
 }
 
@@ -382,21 +400,35 @@ function ioImpersonateWork(k: Kernel, worker: KIoWorker<IoWqKthreadWork>, work: 
   if (worker.curCreds !== work.creds) worker.curCreds = work.creds;
 }
 
-/** models io_worker_handle_work(), v5.10: run queued works (either account) until none is left. */
+/**
+ * models io_worker_handle_work(), v5.10: run queued works (either account) until none is
+ * runnable; a hashed chain runs in order and its bit is cleared (and the stall with it) after
+ * the last; finding only held hashes stalls the wqe.
+ */
 function* ioWorkerHandleWork(k: Kernel, worker: KIoWorker<IoWqKthreadWork>): KGen<void> {
   const wq = worker.wq;
   for (;;) {
-    const work = wq.workList.shift();
-    if (!work) return;
-    ioWorkerBusy(k, worker, work);
-    // io_assign_current_work(): flush pending signals before assigning new work
-    k.current!.notifySignal = false;
-    worker.curWork = work;
-    ioImpersonateWork(k, worker, work);
-    k.current!.state = TASK_RUNNING;
-    if (work.flags & IO_WQ_WORK_CANCEL) wq.ops.cancel(k, work);
-    else yield* wq.ops.doWork(k, work);
-    worker.curWork = null;
+    const { chain } = ioWqTakeNextWork(wq.hashTail, wq.workList, wq.hashMap);
+    if (!chain.length) {
+      if (wq.workList.length) wq.stalled = true;
+      return;
+    }
+    ioWorkerBusy(k, worker, chain[0]!);
+    for (let work = chain.shift(); work; work = chain.shift()) {
+      const hash = ioWqIsHashed(work) ? ioGetWorkHash(work) : -1;
+      // io_assign_current_work(): flush pending signals before assigning new work
+      k.current!.notifySignal = false;
+      worker.curWork = work;
+      ioImpersonateWork(k, worker, work);
+      k.current!.state = TASK_RUNNING;
+      if (work.flags & IO_WQ_WORK_CANCEL) wq.ops.cancel(k, work);
+      else yield* wq.ops.doWork(k, work);
+      worker.curWork = null;
+      if (hash !== -1 && !chain.length) {
+        wq.hashMap.delete(hash);
+        wq.stalled = false;
+      }
+    }
   }
 }
 
@@ -412,7 +444,7 @@ function* ioWqeWorker(k: Kernel, worker: KIoWorker<IoWqKthreadWork>): KGen<numbe
   while (!wq.exiting) {
     me.state = TASK_INTERRUPTIBLE;
     for (;;) {
-      if (wq.workList.length > 0) {
+      if (runQueue(wq)) {
         me.state = TASK_RUNNING;
         yield* ioWorkerHandleWork(k, worker);
         continue;
@@ -431,7 +463,7 @@ function* ioWqeWorker(k: Kernel, worker: KIoWorker<IoWqKthreadWork>): KGen<numbe
     if (!timedOut) continue;
     if (wq.exiting || !(worker.flags & IO_WORKER_F_FIXED)) break;
   }
-  if (wq.exiting && wq.workList.length > 0) yield* ioWorkerHandleWork(k, worker);
+  if (wq.exiting && runQueue(wq)) yield* ioWorkerHandleWork(k, worker);
   ioWorkerExit(k, worker);
   return 0;
 }
@@ -470,7 +502,7 @@ export function ioWqKthreadCancelCb<W extends IoWqKthreadWork>(
 ): number {
   let n = 0;
   for (const w of wq.workList.filter(match)) {
-    wq.workList.splice(wq.workList.indexOf(w), 1);
+    ioWqRemovePending(wq.hashTail, wq.workList, w);
     w.flags |= IO_WQ_WORK_CANCEL;
     wq.ops.cancel(k, w);
     n++;

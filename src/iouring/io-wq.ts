@@ -81,8 +81,8 @@ export function ioWqHashWork(work: IoWqWork, key: number): void {
   work.flags |= IO_WQ_WORK_HASHED | (bit << IO_WQ_HASH_SHIFT);
 }
 
-const ioWqIsHashed = (w: IoWqWork) => (w.flags & IO_WQ_WORK_HASHED) !== 0;
-const ioGetWorkHash = (w: IoWqWork) => w.flags >>> IO_WQ_HASH_SHIFT;
+export const ioWqIsHashed = (w: IoWqWork) => (w.flags & IO_WQ_WORK_HASHED) !== 0;
+export const ioGetWorkHash = (w: IoWqWork) => w.flags >>> IO_WQ_HASH_SHIFT;
 
 /** struct io_wq_hash: the hash bits being run (map) and the io-wqs waiting for one (wait) */
 export class IoWqHash {
@@ -210,66 +210,82 @@ function ioAcctRunQueue(acct: IoWqAcct<IoWqWork>): boolean {
 }
 
 /**
- * models io_wq_insert_work(), v6.12: unhashed work at the tail; hashed work right after the
- * last queued work of its hash (at the tail when there is none), becoming the hash's tail
+ * models io_wq_insert_work(), v6.12 (io_wqe_insert_work() of 5.10.y): unhashed work at the
+ * tail; hashed work right after the last queued work of its hash (at the tail when there is
+ * none), becoming the hash's tail
  */
-function ioWqInsertWork<W extends IoWqWork>(wq: IoWq<W>, acct: IoWqAcct<W>, work: W): void {
+export function ioWqInsertWork<W extends IoWqWork>(hashTail: Map<number, W>, list: W[], work: W): void {
   if (!ioWqIsHashed(work)) {
-    acct.workList.push(work);
+    list.push(work);
     return;
   }
   const hash = ioGetWorkHash(work);
-  const tail = wq.hashTail.get(hash);
-  wq.hashTail.set(hash, work);
-  if (!tail) acct.workList.push(work);
-  else acct.workList.splice(acct.workList.indexOf(tail) + 1, 0, work);
-}
-
-/** models io_wq_remove_pending(), v6.12: off the list, the hash tail moving back if it was the tail */
-function ioWqRemovePending<W extends IoWqWork>(wq: IoWq<W>, acct: IoWqAcct<W>, work: W): void {
-  const i = acct.workList.indexOf(work);
-  if (ioWqIsHashed(work)) {
-    const hash = ioGetWorkHash(work);
-    if (wq.hashTail.get(hash) === work) {
-      const prev = i > 0 ? acct.workList[i - 1] : undefined;
-      if (prev && ioWqIsHashed(prev) && ioGetWorkHash(prev) === hash) wq.hashTail.set(hash, prev);
-      else wq.hashTail.delete(hash);
-    }
-  }
-  acct.workList.splice(i, 1);
+  const tail = hashTail.get(hash);
+  hashTail.set(hash, work);
+  if (!tail) list.push(work);
+  else list.splice(list.indexOf(tail) + 1, 0, work);
 }
 
 /**
- * models io_get_next_work(acct, wq), v6.12: the first unhashed work, or the first hashed work
- * whose hash is not running together with every queued work of that hash (up to the hash's
- * tail), setting the hash bit; when only held hashes are queued the account is stalled and
- * the io-wq waits on the hash map (io_wait_on_hash). Returns the chain to run, or [].
+ * models io_wq_remove_pending(), v6.12 (io_wqe_remove_pending() of 5.10.y): off the list, the
+ * hash tail moving back if it was the tail
  */
-function ioGetNextWork<W extends IoWqWork>(wq: IoWq<W>, acct: IoWqAcct<W>): W[] {
+export function ioWqRemovePending<W extends IoWqWork>(hashTail: Map<number, W>, list: W[], work: W): void {
+  const i = list.indexOf(work);
+  if (ioWqIsHashed(work)) {
+    const hash = ioGetWorkHash(work);
+    if (hashTail.get(hash) === work) {
+      const prev = i > 0 ? list[i - 1] : undefined;
+      if (prev && ioWqIsHashed(prev) && ioGetWorkHash(prev) === hash) hashTail.set(hash, prev);
+      else hashTail.delete(hash);
+    }
+  }
+  list.splice(i, 1);
+}
+
+/**
+ * The list walk of io_get_next_work(), v6.12 and 5.10.y: the first unhashed work, or the
+ * first hashed work whose hash bit is clear together with every queued work of that hash (up
+ * to the hash's tail), setting the bit. Returns the chain to run ([] if none) and the first
+ * held hash that was passed over (-1 if none).
+ */
+export function ioWqTakeNextWork<W extends IoWqWork>(
+  hashTail: Map<number, W>,
+  list: W[],
+  map: Set<number>,
+): { chain: W[]; stallHash: number } {
   let stallHash = -1;
-  for (let i = 0; i < acct.workList.length; i++) {
-    const work = acct.workList[i]!;
+  for (let i = 0; i < list.length; i++) {
+    const work = list[i]!;
     if (!ioWqIsHashed(work)) {
-      acct.workList.splice(i, 1);
-      return [work];
+      list.splice(i, 1);
+      return { chain: [work], stallHash };
     }
     const hash = ioGetWorkHash(work);
-    const tail = wq.hashTail.get(hash)!;
-    const end = acct.workList.indexOf(tail);
-    if (!wq.hash.map.has(hash)) {
-      wq.hash.map.add(hash);
-      wq.hashTail.delete(hash);
-      return acct.workList.splice(i, end - i + 1);
+    const end = list.indexOf(hashTail.get(hash)!);
+    if (!map.has(hash)) {
+      map.add(hash);
+      hashTail.delete(hash);
+      return { chain: list.splice(i, end - i + 1), stallHash };
     }
     if (stallHash === -1) stallHash = hash;
     i = end;
   }
-  if (stallHash !== -1) {
-    acct.stalled = true;
-    // io_wait_on_hash(): onto the hash map's queue unless the bit was cleared meanwhile
-    if (wq.hash.map.has(stallHash)) wq.hash.wait.add(wq as IoWq<IoWqWork>);
-    else acct.stalled = false;
-  }
+  return { chain: [], stallHash };
+}
+
+/**
+ * models io_get_next_work(acct, wq), v6.12: the next work or hashed chain
+ * (ioWqTakeNextWork); when only held hashes are queued the account is stalled and the io-wq
+ * waits on the hash map (io_wait_on_hash). Returns the chain to run, or [].
+ */
+function ioGetNextWork<W extends IoWqWork>(wq: IoWq<W>, acct: IoWqAcct<W>): W[] {
+  const { chain, stallHash } = ioWqTakeNextWork(wq.hashTail, acct.workList, wq.hash.map);
+  if (chain.length || stallHash === -1) return chain;
+  acct.stalled = true;
+  // io_wait_on_hash(): onto the hash map's queue unless the bit was cleared meanwhile
+  if (wq.hash.map.has(stallHash)) wq.hash.wait.add(wq as IoWq<IoWqWork>);
+  else acct.stalled = false;
   return [];
 }
 
@@ -312,7 +328,7 @@ export function ioWqEnqueue<W extends IoWqWork>(k: Kernel, wq: IoWq<W>, work: W)
     wq.ops.cancel(k, work);
     return;
   }
-  ioWqInsertWork(wq, acct, work);
+  ioWqInsertWork(wq.hashTail, acct.workList, work);
   acct.stalled = false;
   const doCreate = !ioWqActivateFreeWorker(k, wq, acct);
   if (doCreate && (work.flags & IO_WQ_WORK_CONCURRENT || acct.nrRunning === 0)) {
@@ -320,7 +336,7 @@ export function ioWqEnqueue<W extends IoWqWork>(k: Kernel, wq: IoWq<W>, work: W)
     if (acct.nrWorkers) return;
     // fatal condition, failed to create the first worker
     if (acct.workList.includes(work)) {
-      ioWqRemovePending(wq, acct, work);
+      ioWqRemovePending(wq.hashTail, acct.workList, work);
       work.flags |= IO_WQ_WORK_CANCEL;
       wq.ops.cancel(k, work);
     }
@@ -483,7 +499,7 @@ function* createWorkerCont<W extends IoWqWork>(k: Kernel, worker: IoWorker<W>): 
 /** models io_acct_cancel_pending_work() for every queued work of an account */
 function ioAcctCancelAll<W extends IoWqWork>(k: Kernel, wq: IoWq<W>, acct: IoWqAcct<W>): void {
   for (const w of [...acct.workList]) {
-    ioWqRemovePending(wq, acct, w);
+    ioWqRemovePending(wq.hashTail, acct.workList, w);
     cancelWork(k, wq, w);
   }
 }
@@ -713,7 +729,7 @@ export function ioWqCancelCb<W extends IoWqWork>(k: Kernel, wq: IoWq<W>, match: 
   let n = 0;
   for (const acct of wq.acct)
     for (const w of acct.workList.filter(match)) {
-      ioWqRemovePending(wq, acct, w);
+      ioWqRemovePending(wq.hashTail, acct.workList, w);
       cancelWork(k, wq, w);
       n++;
     }
