@@ -1377,7 +1377,8 @@ static void run_step(int actor, const struct step *s) {
       break;
     }
     case A_OPEN: {
-      int fd = open(a[0], O_RDWR | (atoi(a[2]) ? O_CLOEXEC : 0));
+      /* a[3]: O_CREAT (mode 0600) */
+      int fd = open(a[0], O_RDWR | (atoi(a[2]) ? O_CLOEXEC : 0) | (atoi(a[3]) ? O_CREAT : 0), 0600);
       if (fd < 0 && errno == EISDIR) fd = open(a[0], O_RDONLY | (atoi(a[2]) ? O_CLOEXEC : 0));
       if (fd < 0) res_errno(&r, errno);
       else {

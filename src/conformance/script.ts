@@ -299,7 +299,7 @@ class Compiler {
       case 'open': {
         const need = needOfPath(String(b.path));
         if (need) this.needs.add(need);
-        emit('fd', [tok(String(b.path)), tok(String(b.as)), b.cloexec ? 1 : 0]);
+        emit('fd', [tok(String(b.path)), tok(String(b.as)), b.cloexec ? 1 : 0, b.create ? 1 : 0]);
         aliases.set(String(b.as), 'fd');
         return;
       }

@@ -589,7 +589,7 @@ describe('SQPOLL', () => {
 });
 
 describe('regular files (tmpfs)', () => {
-  /** Queue `n` reads or writes of 8 bytes at `buf + 8 i` on `fd`. */
+  /** Queue `n` reads or writes of 8 bytes at `buf + 8 i` on `fd`, at the file position (off -1). */
   function queueRw(
     sys: Sys,
     r: UserRing,
@@ -604,7 +604,7 @@ describe('regular files (tmpfs)', () => {
         opcode: op,
         flags: async ? IOSQE_ASYNC : 0,
         fd,
-        off: 0n,
+        off: -1n,
         addr: buf + 8 * i,
         len: 8,
         userData: BigInt(i + 1),
@@ -641,6 +641,39 @@ describe('regular files (tmpfs)', () => {
       checkNoLeaks(k, boot0);
     },
   );
+
+  it('a READ at sqe->off reads at that offset and leaves the file position; off -1 reads at the position', () => {
+    const { k } = boot('linux-6.12');
+    const got: string[] = [];
+    spawn(k, 'app', function* (sys) {
+      const r = yield* ioUringQueueInit(sys, 4);
+      const fd = yield* sys.open('/tmp/p', O_CREAT | 2);
+      const buf = yield* sys.mmap(4096);
+      if (!r.ok || !fd.ok || !buf.ok) return 1;
+      yield* sys.write(fd.value, new TextEncoder().encode('0123456789abcdef'));
+      const rd = yield* sys.open('/tmp/p', 2);
+      if (!rd.ok) return 1;
+      for (const off of [8n, -1n, -1n])
+        queueSqe(sys, r.value, {
+          opcode: IORING_OP_READ,
+          flags: 0,
+          fd: rd.value,
+          off,
+          addr: buf.value,
+          len: 4,
+          userData: 1n,
+        });
+      for (let i = 0; i < 3; i++) {
+        yield* ioUringSubmitAndWait(sys, r.value, 1, 1);
+        reapCqes(sys, r.value);
+        const v = sys.task.mm!.read(buf.value, 4);
+        if (v.ok) got.push(new TextDecoder().decode(v.value));
+      }
+      return 0;
+    });
+    settle(k);
+    expect(got).toEqual(['89ab', '0123', '4567']);
+  });
 
   it.each(THREAD_WORKER_PROFILES)(
     'a write to a tmpfs file never completes inline: a bound io-wq worker runs it on %s',
@@ -746,7 +779,7 @@ describe('regular files (tmpfs)', () => {
             opcode: IORING_OP_WRITE,
             flags: IOSQE_ASYNC,
             fd: fds[i % fds.length]!,
-            off: 0n,
+            off: -1n,
             addr: buf.value + 8 * i,
             len: 8,
             userData: BigInt(i + 1),

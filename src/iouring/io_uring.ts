@@ -583,6 +583,14 @@ function ioQueueIowq(k: Kernel, req: IoKiocb): void {
 }
 
 /**
+ * models io_kiocb_update_pos(), v6.12: sqe->off of -1 means the file position, any other
+ * value is the offset of a positional read or write
+ */
+function ioKiocbPos(sqe: Sqe): number | undefined {
+  return BigInt.asIntN(64, sqe.off) === -1n ? undefined : Number(sqe.off);
+}
+
+/**
  * models io_file_supports_nowait(), v6.12, for a regular file: REQ_F_SUPPORT_NOWAIT
  * (O_NONBLOCK or FMODE_NOWAIT) where the era relies on it (`ioRegFileNowaitNeedsFmode`);
  * before v6.5 __io_file_supports_nowait() takes any regular file whose super block has no
@@ -612,7 +620,7 @@ function* ioIssueSqe(k: Kernel, req: IoKiocb, nonblock: boolean): KGen<number> {
   }
   if (sqe.opcode === IORING_OP_READ) {
     if (!file.ops.read) return -Errno.EINVAL;
-    const r = yield* file.ops.read(k, file, sqe.len, nonblock);
+    const r = yield* file.ops.read(k, file, sqe.len, nonblock, ioKiocbPos(sqe));
     if (!r.ok) return r.errno === Errno.ERESTARTSYS ? -Errno.EINTR : -r.errno;
     const w = mm.write(sqe.addr, r.value);
     return w.ok ? r.value.length : -Errno.EFAULT;
@@ -620,7 +628,7 @@ function* ioIssueSqe(k: Kernel, req: IoKiocb, nonblock: boolean): KGen<number> {
   if (!file.ops.write) return -Errno.EINVAL;
   const data = mm.read(sqe.addr, sqe.len);
   if (!data.ok) return -Errno.EFAULT;
-  const r = yield* file.ops.write(k, file, data.value.slice(), nonblock);
+  const r = yield* file.ops.write(k, file, data.value.slice(), nonblock, ioKiocbPos(sqe));
   if (!r.ok) return r.errno === Errno.ERESTARTSYS ? -Errno.EINTR : -r.errno;
   return r.value;
 }

@@ -26,9 +26,13 @@ export class FsStruct {
 /** struct file_operations: what a file does; every callback is optional. */
 export interface FileOps {
   readonly name: string;
-  /** `nowait`: IOCB_NOWAIT (io_uring's non-blocking issue), EAGAIN instead of sleeping */
-  read?(k: Kernel, f: File, len: number, nowait?: boolean): KGen<Result<Uint8Array>>;
-  write?(k: Kernel, f: File, data: Uint8Array, nowait?: boolean): KGen<Result<number>>;
+  /**
+   * `nowait`: IOCB_NOWAIT (io_uring's non-blocking issue), EAGAIN instead of sleeping; `pos`:
+   * the offset of a positional read or write (pread, io_uring's sqe->off), else f_pos is used
+   * (files without a position ignore both)
+   */
+  read?(k: Kernel, f: File, len: number, nowait?: boolean, pos?: number): KGen<Result<Uint8Array>>;
+  write?(k: Kernel, f: File, data: Uint8Array, nowait?: boolean, pos?: number): KGen<Result<number>>;
   /** the wait queue poll_wait() would register on (file_can_poll), for io_uring's poll arming */
   pollQueue?(f: File): WaitQueue;
   ioctl?(k: Kernel, f: File, cmd: number, arg: number): KGen<Result<number>>;

@@ -33,31 +33,35 @@ const fileOf = (f: File) => f.priv as ShmemFile;
 export const SHMEM_FILE_OPS: FileOps = {
   name: 'tmpfs',
   /**
-   * models shmem_file_read_iter(), v6.12: copies from the page cache at f_pos up to i_size;
-   * IOCB_NOWAIT is not looked at (the pages are always there)
+   * models shmem_file_read_iter(), v6.12: copies from the page cache at the position (f_pos,
+   * advanced, or the given offset) up to i_size; IOCB_NOWAIT is not looked at (the pages are
+   * always there)
    */
-  *read(_k, f, len) {
+  *read(_k, f, len, _nowait, pos) {
     const sf = fileOf(f);
-    const out = sf.inode.data.slice(sf.pos, Math.min(sf.inode.data.length, sf.pos + len));
-    sf.pos += out.length;
+    const at = pos ?? sf.pos;
+    const out = sf.inode.data.slice(at, Math.min(sf.inode.data.length, at + len));
+    if (pos === undefined) sf.pos += out.length;
     return ok(out);
   },
   /**
    * models shmem_file_write_iter(), v6.12: generic_write_checks() refuses IOCB_NOWAIT on a
    * buffered write to a file system without FOP_BUFFER_WASYNC (tmpfs has none) with -EINVAL;
-   * otherwise the data lands in the page cache at f_pos, growing i_size
+   * otherwise the data lands in the page cache at the position (f_pos, advanced, or the given
+   * offset), growing i_size
    */
-  *write(_k, f, data, nowait) {
+  *write(_k, f, data, nowait, pos) {
     if (nowait) return err(Errno.EINVAL);
     const sf = fileOf(f);
-    const end = sf.pos + data.length;
+    const at = pos ?? sf.pos;
+    const end = at + data.length;
     if (end > sf.inode.data.length) {
       const grown = new Uint8Array(end);
       grown.set(sf.inode.data);
       sf.inode.data = grown;
     }
-    sf.inode.data.set(data, sf.pos);
-    sf.pos = end;
+    sf.inode.data.set(data, at);
+    if (pos === undefined) sf.pos = end;
     return ok(data.length);
   },
   regInode: (f) => fileOf(f).inode,

@@ -36,6 +36,7 @@ import {
   WNOHANG,
   WUNTRACED,
 } from '../kernel/sched-consts.js';
+import { O_CREAT } from '../kernel/shmem.js';
 import { cgroupFreeze, enableSignalFaults, freezeProcesses, thawProcesses } from '../kernel/signal.js';
 import {
   SIG_BLOCK,
@@ -578,7 +579,7 @@ class Runner {
         return;
       }
       case 'open': {
-        const r = yield* sys.open(String(b.path), b.cloexec ? O_CLOEXEC : 0);
+        const r = yield* sys.open(String(b.path), (b.cloexec ? O_CLOEXEC : 0) | (b.create ? O_CREAT : 0));
         if (r.ok) aliases.set(String(b.as), { kind: 'fd', fd: r.value });
         rec(`${b.path} as ${b.as}`, r, r.ok ? r.value : undefined);
         return;

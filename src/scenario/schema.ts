@@ -145,7 +145,13 @@ export const STEP_SCHEMAS = {
     as: z.string().optional(),
     program: Program.optional(),
   }),
-  open: z.strictObject({ path: z.string(), as: z.string(), cloexec: z.boolean().optional() }),
+  /** open(2) O_RDWR; `create`: O_CREAT (a new empty file on tmpfs: /tmp or /dev/shm in the model) */
+  open: z.strictObject({
+    path: z.string(),
+    as: z.string(),
+    cloexec: z.boolean().optional(),
+    create: z.boolean().optional(),
+  }),
   close: Fd,
   dup: z.strictObject({ fd: Fd, as: z.string() }),
   ioctl: z.strictObject({ fd: Fd, cmd: z.string(), arg: IoctlArg.optional() }),
