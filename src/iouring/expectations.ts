@@ -23,6 +23,8 @@ export interface IoUringExpectation {
   readonly sqpollUnprivileged: 'ok' | Errno;
   /** IORING_REGISTER_IOWQ_MAX_WORKERS */
   readonly registerIowqMaxWorkers: 'ok' | Errno;
+  /** io-wq workers 1 ms after n IOSQE_ASYNC reads of an empty pipe, submitted in one io_uring_enter */
+  readonly burstWorkers: (n: number) => number;
   /** the kernel source this row comes from */
   readonly source: string;
 }
@@ -35,7 +37,13 @@ const IO_THREAD = {
   setupTasks: 0,
   sqpollUnprivileged: 'ok',
   registerIowqMaxWorkers: 'ok',
+  // v6.6+ io_wq_activate_free_worker(): the first worker is on the free list from its creation
+  // and counts although it is running, so every read is queued to it (and it arms poll)
+  burstWorkers: () => 1,
 } as const satisfies Omit<IoUringExpectation, 'profile' | 'source'>;
+
+/** Before v6.6 a free worker counts only if wake_up_process() woke it: one worker per read. */
+const IO_THREAD_GATED = { ...IO_THREAD, burstWorkers: (n: number) => n } as const;
 
 const THREAD_ERA_SOURCE = 'io_uring/io-wq.c, sqpoll.c, register.c (create_io_thread, io_wq_max_workers)';
 
@@ -55,14 +63,17 @@ export const IO_URING_EXPECTATIONS: readonly IoUringExpectation[] = [
     setupTasks: 2,
     sqpollUnprivileged: Errno.EPERM,
     registerIowqMaxWorkers: Errno.EINVAL,
+    // the fixed bound worker of io_uring_setup, then the manager's first pass: one worker per
+    // account that needs one (io_wqe_need_worker); its next pass is HZ later
+    burstWorkers: (n: number) => 1 + Math.min(n, 2),
     source: 'fs/io-wq.c of 5.10.y and 9b8284921513, fs/io_uring.c @ v5.10',
   },
-  { ...IO_THREAD, profile: 'linux-5.15', source: 'fs/io-wq.c, fs/io_uring.c @ v5.15' },
-  { ...IO_THREAD, profile: 'linux-6.1', source: THREAD_ERA_SOURCE },
-  { ...IO_THREAD, profile: 'seed-v5', source: '[PATCH V5 07/10] kernel_worker(KERN_WORKER_IO)' },
-  { ...IO_THREAD, profile: 'linux-6.4-rc1', source: THREAD_ERA_SOURCE },
-  { ...IO_THREAD, profile: 'linux-6.4', source: THREAD_ERA_SOURCE },
-  { ...IO_THREAD, profile: 'linux-6.5', source: THREAD_ERA_SOURCE },
+  { ...IO_THREAD_GATED, profile: 'linux-5.15', source: 'fs/io-wq.c, fs/io_uring.c @ v5.15' },
+  { ...IO_THREAD_GATED, profile: 'linux-6.1', source: THREAD_ERA_SOURCE },
+  { ...IO_THREAD_GATED, profile: 'seed-v5', source: '[PATCH V5 07/10] kernel_worker(KERN_WORKER_IO)' },
+  { ...IO_THREAD_GATED, profile: 'linux-6.4-rc1', source: THREAD_ERA_SOURCE },
+  { ...IO_THREAD_GATED, profile: 'linux-6.4', source: THREAD_ERA_SOURCE },
+  { ...IO_THREAD_GATED, profile: 'linux-6.5', source: THREAD_ERA_SOURCE },
   { ...IO_THREAD, profile: 'linux-6.10', source: THREAD_ERA_SOURCE },
   { ...IO_THREAD, profile: 'linux-6.12', source: THREAD_ERA_SOURCE },
   { ...IO_THREAD, profile: 'linux-6.17', source: THREAD_ERA_SOURCE },

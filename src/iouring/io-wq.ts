@@ -307,11 +307,15 @@ function ioWqHashRelease(k: Kernel, wq: IoWq<IoWqWork>, acct: IoWqAcct<IoWqWork>
   }
 }
 
-/** models io_wq_activate_free_worker(): wake a free worker of this account, if one is asleep. */
+/**
+ * models io_wq_activate_free_worker(), v6.12: wake a free worker of this account; any free
+ * worker counts ("if it does go to sleep, we'll kick off a new task for this work anyway").
+ * Before v6.6 (profile ioWqWakeGatesOnRunning) only one that wake_up_process() woke counts.
+ */
 function ioWqActivateFreeWorker<W extends IoWqWork>(k: Kernel, wq: IoWq<W>, acct: IoWqAcct<W>): boolean {
   for (const w of wq.freeList) {
     if (w.index !== acct.index || !w.task) continue;
-    if (k.wakeUpProcess(w.task)) return true;
+    if (k.wakeUpProcess(w.task) || !k.profile.ioWqWakeGatesOnRunning) return true;
   }
   return false;
 }

@@ -37,6 +37,7 @@ const V610: Switches = {
   ioWorkerRetryChecksFatal: true,
   ioWorkerRetryBackoffMs: 0,
   ioWqArmsPoll: true,
+  ioWqWakeGatesOnRunning: false,
   ioRegFileNowaitNeedsFmode: true,
   ioRingsPackedHeadTail: false,
   ioSqpollNeedsSysAdmin: false,
@@ -52,6 +53,9 @@ const IOWQ_BACKOFF = { ioWorkerInitLimit: 3, ioWorkerRetryBackoffMs: 5 } as cons
 
 /** io_uring before caec5ebe77f9 (v6.5): regular files without a block device support NOWAIT. */
 const IO_REG_NOWAIT_BDEV = { ioRegFileNowaitNeedsFmode: false } as const;
+
+/** io-wq before v6.6: a free worker counts only if wake_up_process() woke it. */
+const IOWQ_WAKE_GATED = { ioWqWakeGatesOnRunning: true } as const;
 
 /** KVM from 6.14 (and Debian's 6.12.y): the NX recovery vhost_task comes with the first KVM_RUN. */
 const KVM_NX_FIRST_RUN = { kvmNxWorker: 'vhost-task-first-run' } as const;
@@ -81,6 +85,7 @@ const KTHREAD_ERA: Switches = {
   ioWorkerRetryChecksFatal: false,
   ioWorkerRetryBackoffMs: 0,
   ioWqArmsPoll: false,
+  ioWqWakeGatesOnRunning: true,
   ioRegFileNowaitNeedsFmode: false,
   ioRingsPackedHeadTail: false,
   ioSqpollNeedsSysAdmin: false,
@@ -197,6 +202,7 @@ export const PROFILES: readonly Profile[] = [
     ['kernel/vhost_task.c 6.4-rc1 form (removed by f9010dbdce91)'],
     {
       ...V610,
+      ...IOWQ_WAKE_GATED,
       ...IO_REG_NOWAIT_BDEV,
       vhostWorker: 'vhost-task-rc1',
       vhostTaskGeneration: 'vhost-task-rc1',
@@ -222,6 +228,7 @@ export const PROFILES: readonly Profile[] = [
     ],
     {
       ...V610,
+      ...IOWQ_WAKE_GATED,
       ...IO_REG_NOWAIT_BDEV,
       vhostWorker: 'vhost-task-thread',
       vhostTaskGeneration: 'vhost-task-thread',
@@ -238,6 +245,7 @@ export const PROFILES: readonly Profile[] = [
     ['c1ecd8e95007, 1cdaafa1b8b4, 228a27cf78af, d74b55e65502 (6.5 merge window)'],
     {
       ...V610,
+      ...IOWQ_WAKE_GATED,
       vhostWorker: 'vhost-task-thread',
       vhostTaskGeneration: 'vhost-task-thread',
       vhostSignalHacks: true,
@@ -364,6 +372,7 @@ export const BUG_PROFILES: readonly Profile[] = [
     ],
     {
       ...V610,
+      ...IOWQ_WAKE_GATED,
       ...IO_REG_NOWAIT_BDEV,
       vhostWorker: 'vhost-task-thread',
       vhostTaskGeneration: 'vhost-task-thread',

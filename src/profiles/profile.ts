@@ -159,6 +159,14 @@ export interface Profile {
    */
   readonly ioWqArmsPoll: boolean;
   /**
+   * io_wq_activate_free_worker() counts a free worker only when wake_up_process() woke it: a
+   * free worker that is already running (just created, or finishing its work) does not count,
+   * so io_wq_enqueue() creates another — the IOSQE_ASYNC worker explosion of liburing issues
+   * 349/420. "io_uring/io-wq: don't gate worker wake up success on wake_up_process()" (Jens
+   * Axboe, v6.6) counts any free worker of the account.
+   */
+  readonly ioWqWakeGatesOnRunning: boolean;
+  /**
    * io_file_supports_nowait() takes a regular file only when it has FMODE_NOWAIT (or
    * O_NONBLOCK): caec5ebe77f9 "io_uring: rely solely on FMODE_NOWAIT" (v6.5). Before, every
    * regular file on a super block without a block device (tmpfs) or with a NOWAIT-capable
