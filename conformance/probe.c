@@ -111,7 +111,7 @@
  *     io_uring_wait <ring> <count>
  *     io_uring_register <ring> <bound> <unbound>    IORING_REGISTER_IOWQ_MAX_WORKERS
  *
- *  io_uring: raw syscalls, no liburing, as src/iouring/user.ts does it: io_uring_setup, one
+ *  io_uring: raw syscalls, no liburing, as src/io_uring/user.ts does it: io_uring_setup, one
  *  mmap of IORING_OFF_SQ_RING (the CQ ring shares it) and one of IORING_OFF_SQES; the ring fd
  *  is the alias (<ring> is a:<alias>). A submit queues <count> SQEs (IOSQE_ASYNC if async, each
  *  <size> bytes of a fresh buffer) as the SQ ring allows, io_uring_enter per batch (GETEVENTS
@@ -1170,7 +1170,7 @@ static int uring_queue(struct uring *u, int op, int fd, unsigned char *addr, uns
   return 1;
 }
 
-/** io_uring_submit_and_wait as src/iouring/user.ts: SQ_WAKEUP only when NEED_WAKEUP is set */
+/** io_uring_submit_and_wait as src/io_uring/user.ts: SQ_WAKEUP only when NEED_WAKEUP is set */
 static int uring_enter(struct uring *u, unsigned to_submit, unsigned wait) {
   unsigned flags = wait ? IORING_ENTER_GETEVENTS : 0;
   if (u->p.flags & IORING_SETUP_SQPOLL) {

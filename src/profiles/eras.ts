@@ -94,6 +94,25 @@ const KTHREAD_ERA: Switches = {
   ioUringFeatures: 0x7ff,
 };
 
+/**
+ * 6.17 and later: the fork_owner control (7d9896e9f6d0), locked vhost_task_wake (2280e297ad78),
+ * ERR_PTR returns (cb380909ae3b), the KVM NX vhost_task on the first KVM_RUN; io_uring as the
+ * 6.18 host shows it.
+ */
+const V617: Switches = {
+  ...V610,
+  pidsEventsHierarchical: true,
+  vhostTaskLockedWake: true,
+  vhostTaskErrPtr: true,
+  vhostForkOwnerControl: true,
+  vhostMultiWorker: true,
+  ...KVM_NX_FIRST_RUN,
+  ...IOWQ_BACKOFF,
+  // io_uring_setup() on the 6.18 host: features 0x3ffff, sq_off.tail 4
+  ioUringFeatures: 0x3ffff,
+  ioRingsPackedHeadTail: true,
+};
+
 function profile(name: string, version: string, summary: string, sources: string[], sw: Switches): Profile {
   const { bugs, ...rest } = sw;
   return Object.freeze({
@@ -298,18 +317,8 @@ export const PROFILES: readonly Profile[] = [
       'cb380909ae3b (ERR_PTR returns)',
     ],
     {
-      ...V610,
-      pidsEventsHierarchical: true,
-      vhostTaskLockedWake: true,
-      vhostTaskErrPtr: true,
-      vhostForkOwnerControl: true,
-      vhostMultiWorker: true,
-      ...KVM_NX_FIRST_RUN,
+      ...V617,
       bugs: ['kthread-worker-id-leak'],
-      ...IOWQ_BACKOFF,
-      // io_uring_setup() on the 6.18 host: features 0x3ffff, sq_off.tail 4
-      ioUringFeatures: 0x3ffff,
-      ioRingsPackedHeadTail: true,
     },
   ),
   profile(
@@ -318,19 +327,9 @@ export const PROFILES: readonly Profile[] = [
     'linux-6.17 with vhost.fork_from_owner_default=0: kthread workers by default',
     ['7d9896e9f6d0 (module parameter fork_from_owner_default)'],
     {
-      ...V610,
+      ...V617,
       vhostWorker: 'kthread',
-      pidsEventsHierarchical: true,
-      vhostTaskLockedWake: true,
-      vhostTaskErrPtr: true,
-      vhostForkOwnerControl: true,
-      vhostMultiWorker: true,
-      ...KVM_NX_FIRST_RUN,
       bugs: ['kthread-worker-id-leak'],
-      ...IOWQ_BACKOFF,
-      // io_uring_setup() on the 6.18 host: features 0x3ffff, sq_off.tail 4
-      ioUringFeatures: 0x3ffff,
-      ioRingsPackedHeadTail: true,
     },
   ),
   profile(
@@ -342,17 +341,7 @@ export const PROFILES: readonly Profile[] = [
       'io_uring/io-wq.c (queue_create_worker_retry backoff, WORKER_INIT_LIMIT) and io_uring on the 6.18 host (conformance iou-*)',
     ],
     {
-      ...V610,
-      pidsEventsHierarchical: true,
-      vhostTaskLockedWake: true,
-      vhostTaskErrPtr: true,
-      vhostForkOwnerControl: true,
-      vhostMultiWorker: true,
-      ...KVM_NX_FIRST_RUN,
-      ...IOWQ_BACKOFF,
-      // io_uring_setup() on the 6.18 host: features 0x3ffff, sq_off.tail 4
-      ioUringFeatures: 0x3ffff,
-      ioRingsPackedHeadTail: true,
+      ...V617,
     },
   ),
 ];
@@ -392,13 +381,7 @@ export const BUG_PROFILES: readonly Profile[] = [
       'f3f64c2eaffb "vhost: Fix kthread worker cgroup failure handling" (6.18-rc, Nov 2025): free_id: xa_erase()',
     ],
     {
-      ...V610,
-      pidsEventsHierarchical: true,
-      vhostTaskLockedWake: true,
-      vhostTaskErrPtr: true,
-      vhostForkOwnerControl: true,
-      vhostMultiWorker: true,
-      ...KVM_NX_FIRST_RUN,
+      ...V617,
       bugs: ['kthread-worker-id-leak'],
     },
   ),

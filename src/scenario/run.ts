@@ -10,7 +10,7 @@ import {
   cgroupProcsWrite,
   cgroupSetThreaded,
 } from '../cgroup/cgroup.js';
-import { registerIoUring } from '../iouring/io_uring.js';
+import { registerIoUring } from '../io_uring/io_uring.js';
 import type { Choices } from '../kernel/choices.js';
 import { CAP_FULL_SET, CAP_NAMES, capBit } from '../kernel/cred.js';
 import { Errno, err, errnoFromName, errnoName, ok, type Result } from '../kernel/errno.js';
@@ -69,7 +69,7 @@ import { vhostModule } from '../vhost/vhost.js';
 import { vhostTransportSendPkt, vsockHdr } from '../vhost/vsock.js';
 import { formatPath } from './errors.js';
 import { IOCTL_ARGS } from './ioctl-args.js';
-import { type IoUringAlias, ioUringStep } from './iouring-steps.js';
+import { type IoUringAlias, ioUringStep } from './io_uring-steps.js';
 import type { LoadedScenario } from './load.js';
 import type { ScenarioDoc } from './schema.js';
 

@@ -1,11 +1,11 @@
 /**
  * The io_uring steps of the scenario language (`pipe`, `io_uring`,
  * `io_uring_submit`, `io_uring_register`), run as the program would with the raw syscalls
- * (src/iouring/user.ts). Each returns what the runner records: a detail line, the syscall's
+ * (src/io_uring/user.ts). Each returns what the runner records: a detail line, the syscall's
  * result, a value, and aliases to define.
  */
 
-import { ioUringEnter } from '../iouring/io_uring.js';
+import { ioUringEnter } from '../io_uring/io_uring.js';
 import {
   IORING_ENTER_GETEVENTS,
   IORING_OP_NOP,
@@ -13,7 +13,7 @@ import {
   IORING_OP_WRITE,
   IORING_SETUP_SQPOLL,
   IOSQE_ASYNC,
-} from '../iouring/uapi.js';
+} from '../io_uring/uapi.js';
 import {
   ioUringQueueInit,
   ioUringRegisterIowqMaxWorkers,
@@ -21,7 +21,7 @@ import {
   queueSqe,
   reapCqes,
   type UserRing,
-} from '../iouring/user.js';
+} from '../io_uring/user.js';
 import { Errno, err, errnoName, ok, type Result } from '../kernel/errno.js';
 import type { KGen } from '../kernel/sched.js';
 import type { Sys } from '../kernel/syscalls.js';
