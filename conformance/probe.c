@@ -74,7 +74,8 @@
  *
  *     threads <count> <name-template|->        {n} in the name is replaced by the index
  *     thread <name|-> <alias|-> <actor>         [program block]
- *     open <path> <alias> <cloexec 0|1>
+ *     open <path> <alias> <cloexec 0|1> <create 0|1>   a file created here (O_CREAT) that did
+ *                                               not exist before the run is removed after it
  *     close <fdref>
  *     dup <fdref> <alias>
  *     ioctl <fdref> <cmd-hex> int <n>           argument by value
@@ -739,6 +740,29 @@ static void cgroup_setup(void) {
           write_file(f, "+pids");
         }
       }
+}
+
+/*
+ * Files the scenario creates (open ... create): those that did not exist before the run are
+ * removed after it, so that a run leaves nothing behind and the next one starts the same.
+ */
+#define MAX_CREATED 32
+static char *created[MAX_CREATED];
+static int ncreated;
+
+static void collect_created(const struct prog *p) {
+  for (int i = 0; i < p->n; i++) {
+    const struct step *s = &p->v[i];
+    if (s->act == A_OPEN && s->argc > 3 && atoi(s->argv[3]) && ncreated < MAX_CREATED &&
+        access(s->argv[0], F_OK) < 0 && errno == ENOENT)
+      created[ncreated++] = xstrdup(s->argv[0]);
+    if (s->body) collect_created(s->body);
+  }
+}
+
+static void remove_created(void) {
+  for (int i = 0; i < ncreated; i++)
+    if (unlink(created[i]) < 0 && errno != ENOENT) add_note("could not remove %s: %s", created[i], errname(errno));
 }
 
 static void cgroup_cleanup(void) {
@@ -2168,6 +2192,7 @@ static int supervisor_main(const char *self_exe, int script_fd) {
   signal(SIGPIPE, SIG_IGN);
   cgroup_detect();
   cgroup_setup();
+  for (int i = 0; i < nprocs; i++) collect_created(&procs[i].prog);
   int shm_fd = memfd_create("vhostsim-probe-shm", 0);
   if (shm_fd < 0 || ftruncate(shm_fd, sizeof(struct shm)) < 0) die("memfd_create: %s", strerror(errno));
   shm = mmap(NULL, sizeof(struct shm), PROT_READ | PROT_WRITE, MAP_SHARED, shm_fd, 0);
@@ -2250,6 +2275,7 @@ static int supervisor_main(const char *self_exe, int script_fd) {
   snapshot("end", 0);
   kill_descendants();
   cgroup_cleanup();
+  remove_created();
 
   struct buf out = {0};
   struct utsname u;
