@@ -68,8 +68,8 @@ import { VHOST_IOCTLS } from '../vhost/uapi.js';
 import { vhostModule } from '../vhost/vhost.js';
 import { vhostTransportSendPkt, vsockHdr } from '../vhost/vsock.js';
 import { formatPath } from './errors.js';
-import { IOCTL_ARGS } from './ioctl-args.js';
 import { type IoUringAlias, ioUringStep } from './io_uring-steps.js';
+import { IOCTL_ARGS } from './ioctl-args.js';
 import type { LoadedScenario } from './load.js';
 import type { ScenarioDoc } from './schema.js';
 
