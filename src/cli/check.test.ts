@@ -53,6 +53,19 @@ describe('vhostsim check', { timeout: 60_000 }, () => {
     });
   });
 
+  it('without --output the counterexample is saved in the temporary directory, named after scenario and profile', () => {
+    const r = run(['check', LOST, '--profile', 'linux-6.4-rc5']);
+    const saved = join(tmpdir(), 'vhostsim-lost-wakeup-linux-6.4-rc5.replay.json');
+    expect(r.code).toBe(1);
+    expect(r.out).toContain(`saved to ${saved}: vhostsim replay ${saved}`);
+    expect(JSON.parse(readFileSync(saved, 'utf8'))).toMatchObject({
+      format: 'vhostsim-replay',
+      profile: 'linux-6.4-rc5',
+      choices: [0, 0, 0, 0, 0, 0, 1],
+    });
+    expect(run(['replay', saved]).code).toBe(1);
+  });
+
   it('exits 0 on linux-6.4, saying the bounded search was complete', () => {
     const r = run(['check', LOST, '--profile', 'linux-6.4']);
     expect(r.code).toBe(0);

@@ -9,6 +9,8 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { formatViolation, type Target, type Violation } from '../explore/execute.js';
 import {
@@ -216,7 +218,9 @@ function printOutcome(io: Io, x: CheckOutcome, json: boolean): void {
       '',
       cx.replayFile
         ? `saved to ${cx.replayFile}: vhostsim replay ${cx.replayFile} [--format ftrace|chrome]`
-        : 'save it with --output <file>, then: vhostsim replay <file>',
+        : x.shard
+          ? 'merge the shards with vhostsim check --merge <summary.json…> --output <file> to save it'
+          : 'save it with --output <file>, then: vhostsim replay <file>',
     );
   } else {
     lines.push(
@@ -234,6 +238,15 @@ function printOutcome(io: Io, x: CheckOutcome, json: boolean): void {
       `shard ${x.shard.index}/${x.shard.count}: merge the --json summaries of every shard with vhostsim check --merge <summary.json…>`,
     );
   io.out(`${lines.join('\n')}\n`);
+}
+
+/** Where a counterexample is saved without --output: $TMPDIR/vhostsim-<scenario>[-N=v…]-<profile>.replay.json */
+function defaultReplayPath(sc: LoadedScenario, profile: string): string {
+  const params = Object.entries(sc.params ?? {})
+    .map(([n, v]) => `-${n}=${v}`)
+    .join('');
+  const safe = `${sc.doc.name}${params}-${profile}`.replace(/[^\w.=-]/g, '_');
+  return join(tmpdir(), `vhostsim-${safe}.replay.json`);
 }
 
 /** Save the counterexample as a replay file; returns its path. */
@@ -413,19 +426,30 @@ export function registerCheck(program: Command, ctx: CommandContext): void {
             'vhostsim: check --merge takes shard summaries only (no scenario file, no --shard)',
           );
         const x = mergeSummaries(opts.merge);
-        if (x.counterexample && opts.output !== undefined) {
-          const sc = loadScenario(x.file, x.params ?? {});
-          if (digestOf(sc) !== x.digest)
-            throw new CliError(
-              `vhostsim: ${x.file} is not the scenario the shards searched (it has changed)`,
+        if (x.counterexample) {
+          // as an unsharded search saves it: where --output says, else in the temporary
+          // directory — then only if the scenario file is still the one the shards searched
+          let sc: LoadedScenario | null = null;
+          try {
+            sc = loadScenario(x.file, x.params ?? {});
+          } catch (e) {
+            if (opts.output !== undefined) throw e;
+          }
+          if (sc && digestOf(sc) !== x.digest) {
+            if (opts.output !== undefined)
+              throw new CliError(
+                `vhostsim: ${x.file} is not the scenario the shards searched (it has changed)`,
+              );
+            sc = null;
+          }
+          if (sc)
+            x.counterexample.replayFile = saveReplay(
+              x.file,
+              opts.output ?? defaultReplayPath(sc, x.profile),
+              mergedTarget(sc, x),
+              x,
+              x.counterexample,
             );
-          x.counterexample.replayFile = saveReplay(
-            x.file,
-            opts.output,
-            mergedTarget(sc, x),
-            x,
-            x.counterexample,
-          );
         }
         printOutcome(io, x, opts.json ?? false);
         ctx.code = x.counterexample ? EXIT_FAILED : EXIT_OK;
@@ -502,8 +526,11 @@ export function registerCheck(program: Command, ctx: CommandContext): void {
           shrinkMs: cx.shrinkMs,
           interleaving: formatInterleaving(replayed.execution).trimEnd().split('\n'),
         };
-        if (opts.output !== undefined)
-          x.counterexample.replayFile = saveReplay(file, opts.output, target, x, x.counterexample);
+        // saved where --output says, else (not for a shard: --merge saves the search's) in the
+        // temporary directory under a name made of the scenario, its parameters and the profile
+        const output = opts.output ?? (opts.shard ? undefined : defaultReplayPath(sc, profile));
+        if (output !== undefined)
+          x.counterexample.replayFile = saveReplay(file, output, target, x, x.counterexample);
       }
       printOutcome(io, x, opts.json ?? false);
       ctx.code = cx ? EXIT_FAILED : EXIT_OK;
