@@ -29,8 +29,8 @@ import {
   WNOWAIT,
   WUNTRACED,
 } from './sched-consts.js';
-import { coredumpTaskExit, doNotifyParent, kernelSigInfo, sendSignal } from './signal.js';
-import { SA_NOCLDWAIT, SIG_IGN, SIGCHLD, SIGKILL } from './signal-consts.js';
+import { coredumpTaskExit, doNotifyParent, ignoringChildren, kernelSigInfo, sendSignal } from './signal.js';
+import { SIGCHLD, SIGKILL } from './signal-consts.js';
 import { SIGNAL_GROUP_EXIT, SIGNAL_STOP_CONTINUED, SIGNAL_STOP_STOPPED, type Task } from './task.js';
 import { taskWorkRun } from './task-work.js';
 
@@ -165,11 +165,10 @@ function exitPtrace(k: Kernel, tracer: Task, dead: Task[]): void {
     if (p.exitState !== EXIT_ZOMBIE) continue;
     let isDead = !p.threadGroupLeader();
     if (!isDead && p.threadGroupEmpty()) {
-      if (p.realParent.signal !== tracer.signal) isDead = doNotifyParent(k, p, p.exitSignal);
-      else {
-        const act = tracer.sighand.action[SIGCHLD];
-        isDead = !!act && (act.handler === SIG_IGN || !!(act.flags & SA_NOCLDWAIT));
-      }
+      isDead =
+        p.realParent.signal !== tracer.signal
+          ? doNotifyParent(k, p, p.exitSignal)
+          : ignoringChildren(tracer.sighand);
     }
     if (isDead) {
       p.exitState = EXIT_DEAD;

@@ -402,6 +402,12 @@ export function* doGroupExit(k: Kernel, exitCode: number): KGen<never> {
   return yield* doExit(k, code);
 }
 
+/** models ignoring_children(sigh): SIGCHLD is ignored (SIG_IGN) or has SA_NOCLDWAIT. */
+export function ignoringChildren(sighand: Task['sighand']): boolean {
+  const act = sighand.action[SIGCHLD] ?? DEFAULT_SIGACTION;
+  return act.handler === SIG_IGN || (act.flags & SA_NOCLDWAIT) !== 0;
+}
+
 /**
  * models do_notify_parent(tsk, sig), v6.12: report a death to the parent. Returns true if
  * the child should be auto-reaped: the parent ignores SIGCHLD (SIG_IGN) or set
@@ -413,10 +419,9 @@ export function doNotifyParent(k: Kernel, tsk: Task, sigIn: number): boolean {
   const parent = tsk.parent;
   if (sig !== SIGCHLD && tsk.parentExecId !== parent.selfExecId) sig = SIGCHLD;
   let autoreap = false;
-  const act = parent.sighand.action[SIGCHLD] ?? DEFAULT_SIGACTION;
-  if (!tsk.ptrace && sig === SIGCHLD && (act.handler === SIG_IGN || act.flags & SA_NOCLDWAIT)) {
+  if (!tsk.ptrace && sig === SIGCHLD && ignoringChildren(parent.sighand)) {
     autoreap = true;
-    if (act.handler === SIG_IGN) sig = 0;
+    if (parent.sighand.action[SIGCHLD]?.handler === SIG_IGN) sig = 0;
   }
   // V5 kernel_worker 05/10: PF_USER_WORKER children are reaped as if the parent ignored SIGCHLD
   if (k.profile.vhostWorker === 'kernel-worker-v5' && tsk.flags & k.profile.pfUserWorker) autoreap = true;
