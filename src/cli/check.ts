@@ -26,6 +26,7 @@ import {
   exportTrace,
   FAULT_KINDS,
   type FaultKind,
+  faultFlags,
   formatInterleaving,
   makeReplayFile,
   ReplayFileError,
@@ -351,8 +352,7 @@ function mergedTarget(sc: LoadedScenario, x: CheckOutcome): Target {
   return {
     scenario: sc,
     profile: x.profile,
-    faultAlloc: x.bounds.faults.includes('alloc'),
-    faultSignals: x.bounds.faults.includes('signals'),
+    ...faultFlags(x.bounds.faults),
     ...(x.bounds.maxSteps !== undefined ? { maxSteps: x.bounds.maxSteps } : {}),
   };
 }
@@ -474,8 +474,7 @@ export function registerCheck(program: Command, ctx: CommandContext): void {
       const target: Target = {
         scenario: sc,
         profile,
-        faultAlloc: opts.faults?.includes('alloc') ?? false,
-        faultSignals: opts.faults?.includes('signals') ?? false,
+        ...faultFlags(opts.faults ?? []),
         ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : {}),
       };
       const progress = progressReporter(io, opts.workers);

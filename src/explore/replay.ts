@@ -22,6 +22,11 @@ import { replayChoices } from './explore.js';
 export const FAULT_KINDS = ['alloc', 'signals'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
+/** The target's fault switches for a list of fault kinds (the inverse of faultsOf). */
+export function faultFlags(kinds: readonly string[]): Pick<Target, 'faultAlloc' | 'faultSignals'> {
+  return { faultAlloc: kinds.includes('alloc'), faultSignals: kinds.includes('signals') };
+}
+
 /** The fault kinds a target injects, in FAULT_KINDS order. */
 export function faultsOf(t: Pick<Target, 'faultAlloc' | 'faultSignals'>): FaultKind[] {
   return FAULT_KINDS.filter((f) => (f === 'alloc' ? t.faultAlloc : t.faultSignals));
@@ -154,8 +159,7 @@ export function replayTarget(file: ReplayFile, scenarioPath: string): Target {
     scenario: loadScenario(scenarioPath, file.params ?? {}),
     profile: file.profile,
     seed: file.seed,
-    faultAlloc: file.faults.includes('alloc'),
-    faultSignals: file.faults.includes('signals'),
+    ...faultFlags(file.faults),
     maxSteps: file.maxSteps,
   };
 }
