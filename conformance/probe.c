@@ -644,6 +644,39 @@ static int mkdir_made(const char *dir) {
   return errno == EEXIST ? 0 : -errno;
 }
 
+/**
+ * mkdir a scenario cgroup and its ancestors, parents first, in the pids hierarchy or (mirror)
+ * in the cgroup2 mirror; with pass_pids each ancestor enables pids for its children
+ */
+static void mkdir_scenario_cgroup(const char *path, int mirror, int pass_pids) {
+  char p[512], dir[1500];
+  snprintf(p, sizeof p, "%s", path);
+  for (char *s = p + 1;; s++) {
+    if (*s != '/' && *s != 0) continue;
+    char save = *s;
+    *s = 0;
+    if (mirror) cg2_dir(dir, sizeof dir, p);
+    else cg_dir(dir, sizeof dir, p);
+    int r = mkdir_made(dir);
+    if (r) add_error("mkdir %s: %s", dir, errname(-r));
+    if (save && pass_pids) {
+      char f[1600];
+      snprintf(f, sizeof f, "%s/cgroup.subtree_control", dir);
+      write_file(f, "+pids");
+    }
+    *s = save;
+    if (!save) break;
+  }
+}
+
+/** cgroup.type ← threaded */
+static void set_threaded(const char *dir) {
+  char f[1600];
+  snprintf(f, sizeof f, "%s/cgroup.type", dir);
+  int r = write_file(f, "threaded");
+  if (r) add_error("%s ← threaded: %s", f, errname(-r));
+}
+
 /** create base and every scenario cgroup (with its ancestors); v2: enable pids on the way */
 static void cgroup_setup(void) {
   if (cg_mode == CG_NONE) {
@@ -667,28 +700,9 @@ static void cgroup_setup(void) {
     snprintf(f, sizeof f, "%s/cgroup.subtree_control", dir);
     if ((r = write_file(f, "+pids"))) add_note("enabling pids in %s: %s", dir, errname(-r));
   }
-  for (int i = 0; i < ncgspecs; i++) {
-    /* ancestors first */
-    char p[512];
-    snprintf(p, sizeof p, "%s", cgspecs[i].path);
-    for (char *s = p + 1;; s++) {
-      if (*s == '/' || *s == 0) {
-        char save = *s;
-        *s = 0;
-        cg_dir(dir, sizeof dir, p);
-        if ((r = mkdir_made(dir))) add_error("mkdir %s: %s", dir, errname(-r));
-        /* v2: every ancestor passes pids on, implicit ones included, before any pids.max is
-           written below (as the model's host setup enables controllers down the path) */
-        if (save && cg_mode == CG_V2) {
-          char f[1600];
-          snprintf(f, sizeof f, "%s/cgroup.subtree_control", dir);
-          write_file(f, "+pids");
-        }
-        *s = save;
-        if (!save) break;
-      }
-    }
-  }
+  /* v2: every ancestor passes pids on, implicit ones included, before any pids.max is
+     written below (as the model's host setup enables controllers down the path) */
+  for (int i = 0; i < ncgspecs; i++) mkdir_scenario_cgroup(cgspecs[i].path, 0, cg_mode == CG_V2);
   if (cg2_mount[0]) {
     snprintf(dir, sizeof dir, "%.500s%.600s", cg2_mount, cg2_base);
     if ((r = mkdir_made(dir))) {
@@ -696,33 +710,17 @@ static void cgroup_setup(void) {
       cg2_mount[0] = 0;
     }
     for (int i = 0; i < ncgspecs && cg2_mount[0]; i++) {
-      char p[512];
-      snprintf(p, sizeof p, "%s", cgspecs[i].path);
-      for (char *s = p + 1;; s++) {
-        if (*s == '/' || *s == 0) {
-          char save = *s;
-          *s = 0;
-          cg2_dir(dir, sizeof dir, p);
-          if ((r = mkdir_made(dir))) add_error("mkdir %s: %s", dir, errname(-r));
-          *s = save;
-          if (!save) break;
-        }
-      }
+      mkdir_scenario_cgroup(cgspecs[i].path, 1, 0);
       if (cgspecs[i].threaded) {
-        char f[1600];
         cg2_dir(dir, sizeof dir, cgspecs[i].path);
-        snprintf(f, sizeof f, "%s/cgroup.type", dir);
-        if ((r = write_file(f, "threaded"))) add_error("%s ← threaded: %s", f, errname(-r));
+        set_threaded(dir);
       }
     }
   }
   for (int i = 0; i < ncgspecs; i++) {
     char f[1600];
     cg_dir(dir, sizeof dir, cgspecs[i].path);
-    if (cg_mode == CG_V2 && cgspecs[i].threaded) {
-      snprintf(f, sizeof f, "%s/cgroup.type", dir);
-      if ((r = write_file(f, "threaded"))) add_error("%s ← threaded: %s", f, errname(-r));
-    }
+    if (cg_mode == CG_V2 && cgspecs[i].threaded) set_threaded(dir);
     if (cgspecs[i].pidsmax) {
       snprintf(f, sizeof f, "%s/pids.max", dir);
       if ((r = write_file(f, cgspecs[i].pidsmax))) add_error("%s ← %s: %s", f, cgspecs[i].pidsmax, errname(-r));
