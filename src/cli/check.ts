@@ -409,7 +409,10 @@ export function registerCheck(program: Command, ctx: CommandContext): void {
       ).argParser(parseShard),
     )
     .option('--merge <summary...>', 'combine the --json summaries of every shard of one search')
-    .option('--output <file>', 'save the counterexample as a replay file')
+    .option(
+      '--output <file>',
+      'save the counterexample as a replay file here (default: $TMPDIR/vhostsim-<scenario>-<profile>.replay.json)',
+    )
     .option(
       '--param <name=value>',
       "set a scenario parameter (the file's `params`), repeatable",
