@@ -130,11 +130,13 @@ export class ExecutionChoices implements Choices {
         if (this.recordTasks) tasks = cands.map(String);
       }
     }
-    const p = { kind, n, what, prev, ...(tasks ? { tasks } : {}) };
+    // one object per decision: filled in with the answer once it is known
+    const p: { -readonly [K in keyof ChoicePoint]: ChoicePoint[K] } = { kind, n, what, value: 0, prev };
+    if (tasks) p.tasks = tasks;
     const a = this.answer(this.log.length, p);
-    const value = a < 0 ? 0 : a < n ? a : n - 1;
-    this.log.push({ ...p, value });
-    return value;
+    p.value = a < 0 ? 0 : a < n ? a : n - 1;
+    this.log.push(p);
+    return p.value;
   }
 }
 

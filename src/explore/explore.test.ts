@@ -299,13 +299,14 @@ describe('workers and shards: the same search, cut up', { timeout: 60_000 }, () 
         depth: 3,
         k: 0,
       };
-      // one unit for two workers: the second starts idle
+      // one unit for two runners (this thread and a worker thread): the second starts idle
       const pooled = runUnitsInWorkers(t, cfg, [root], {
         workers: 2,
         mine: [0],
         runs,
         contiguous: true,
         outOfTime: () => false,
+        startTogether: true,
       });
       expect(
         pooled.some((p) => p.plan === null),

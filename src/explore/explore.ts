@@ -39,11 +39,13 @@ import {
   type Violation,
   violationSignature,
 } from './execute.js';
+import { tuneHeapForExplorer } from './heap.js';
 import { runUnitsInWorkers } from './pool.js';
 import { shrinkChoices } from './shrink.js';
 import {
   type Combined,
   combineUnits,
+  ExecutionBuffers,
   estimatePctK,
   planUnits,
   runUnit,
@@ -159,11 +161,13 @@ function runUnitsHere(
   let depth = 0;
   let known = 0; // executions of the plan's units before the current one (unknown ones: 1)
   let done = 0;
+  const buffers = new ExecutionBuffers();
   for (const j of mine) {
     for (; done < j; done++) known += results[done]?.executions ?? 1;
     if (o.contiguous && known >= o.runs) break;
     const r = runUnit(target, cfg, plan[j]!, {
       limit: Math.max(1, o.runs - known),
+      buffers,
       stop: o.outOfTime,
       onExecution: (ex, unitStates) => {
         executions++;
@@ -187,6 +191,7 @@ function runUnitsHere(
  * r.verdict; // 'violation', r.counterexample.violation.kind === 'deadlock'
  */
 export function explore(target: Target, o: ExploreOptions = {}): ExploreResult {
+  tuneHeapForExplorer();
   const strategy = o.strategy ?? 'dfs';
   const runs = o.runs ?? (strategy === 'dfs' ? 10_000 : 1_000);
   const now = o.now ?? (() => performance.now());

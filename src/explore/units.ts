@@ -234,6 +234,11 @@ export interface RunUnitOptions {
    * that come after the rest of this one in the depth-first order
    */
   donate?: { wanted(): boolean; give(units: UnitSpec[]): void };
+  /**
+   * where executions take their guest memory from; pass the same one to every unit a thread
+   * runs (a unit of 64 random executions would otherwise allocate megabytes afresh)
+   */
+  buffers?: ExecutionBuffers;
 }
 
 /** Run one unit of a search. */
@@ -245,7 +250,7 @@ export function runUnit(target: Target, cfg: SearchConfig, spec: UnitSpec, o: Ru
   let depth = 0;
   let executions = 0;
   let found: UnitResult['found'];
-  const buffers = new ExecutionBuffers();
+  const buffers = o.buffers ?? new ExecutionBuffers();
   const run = (answer: (i: number, p: Omit<ChoicePoint, 'value'>) => number, tasks: boolean): Execution => {
     const ex = withBufferPool(buffers, () => execute(target, new ExecutionChoices(answer, tasks)));
     const at = executions++;
@@ -344,7 +349,7 @@ function splitDfs(
 }
 
 /** sample units: executions per unit */
-const SAMPLE_UNIT = 64;
+const SAMPLE_UNIT = 512;
 
 /**
  * Cut a search of `runs` executions into at least `want` units (when the tree allows), in the

@@ -5,10 +5,12 @@
  */
 import { workerData } from 'node:worker_threads';
 import { donateFlag, stopFlag, type UnitTask, type WorkerInit, type WorkerMessage } from './pool.js';
-import { runUnit } from './units.js';
+import { ExecutionBuffers, runUnit } from './units.js';
 
 const { target, cfg, port, slot, shared } = workerData as WorkerInit;
 const sig = new Int32Array(shared);
+/** the guest memory of this thread's executions, lent again from unit to unit */
+const buffers = new ExecutionBuffers();
 
 function send(m: WorkerMessage): void {
   port.postMessage(m);
@@ -23,6 +25,7 @@ port.on('message', (task: UnitTask) => {
     let depth = 0;
     const result = runUnit(target, cfg, task.spec, {
       limit: task.limit,
+      buffers,
       stop: () => Atomics.load(sig, stopFlag(slot)) !== 0,
       donate: {
         wanted: () => Atomics.load(sig, donateFlag(slot)) !== 0,

@@ -789,19 +789,24 @@ export function* ioUringCancelGeneric(k: Kernel, cancelAll: boolean, sqd: SqData
   if (cancelAll) tctxOf.delete(t);
 }
 
-const registered = new WeakSet<Kernel>();
+/** do_exit's io_uring_files_cancel(): __io_uring_cancel(false) */
+function* ioUringExitHook(k: Kernel, t: Task): KGen {
+  if (tctxOf.has(t)) yield* ioUringCancelGeneric(k, false, null);
+}
+
+/** bprm_execve's io_uring_task_cancel(): __io_uring_cancel(true) */
+function* ioUringExecHook(k: Kernel, t: Task): KGen {
+  if (tctxOf.has(t)) yield* ioUringCancelGeneric(k, true, null);
+}
 
 /**
  * Install io_uring's hooks: do_exit's io_uring_files_cancel() (__io_uring_cancel(false)) and
- * bprm_execve's io_uring_task_cancel() (__io_uring_cancel(true)).
+ * bprm_execve's io_uring_task_cancel() (__io_uring_cancel(true)). Idempotent. (No module-level
+ * registry of kernels: a WeakSet entry per kernel keeps every explorer execution alive through
+ * minor GCs.)
  */
 export function registerIoUring(k: Kernel): void {
-  if (registered.has(k)) return;
-  registered.add(k);
-  k.exitHooks.push(function* (kk, t) {
-    if (tctxOf.has(t)) yield* ioUringCancelGeneric(kk, false, null);
-  });
-  k.execHooks.push(function* (kk, t) {
-    if (tctxOf.has(t)) yield* ioUringCancelGeneric(kk, true, null);
-  });
+  if (k.exitHooks.includes(ioUringExitHook)) return;
+  k.exitHooks.push(ioUringExitHook);
+  k.execHooks.push(ioUringExecHook);
 }

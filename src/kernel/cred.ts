@@ -83,6 +83,10 @@ export class UcountsTable {
   *all(): Iterable<Ucounts> {
     for (const m of this.map.values()) for (const u of m.values()) yield u;
   }
+  /** all() without an iterator object per entry (the explorer's invariant checks) */
+  forEach(fn: (u: Ucounts) => void): void {
+    for (const m of this.map.values()) for (const u of m.values()) fn(u);
+  }
 }
 
 /** struct cred. Immutable once committed: changes go through prepareCreds + commitCreds. */

@@ -4,44 +4,63 @@
  */
 import type { Cgroup } from '../cgroup/cgroup.js';
 import type { Ucounts } from './cred.js';
-import { invariant } from './errno.js';
+import { InvariantError, invariant } from './errno.js';
 import type { Kernel } from './kernel.js';
 import { EXIT_DEAD, TASK_UNINTERRUPTIBLE } from './sched-consts.js';
+import type { SignalStruct } from './task.js';
 
-/** Check every invariant of `k`; throws on the first violation. */
+/** Counts reused by every check of one kernel (the explorer checks after every slice). */
+export class InvariantScratch {
+  /** nproc expected per ucounts */
+  readonly nproc = new Map<Ucounts, number>();
+  /** tasks charged per pids cgroup */
+  readonly pids = new Map<Cgroup, number>();
+  /** thread groups seen */
+  readonly groups = new Set<SignalStruct>();
+}
+
+function fail(message: string): never {
+  throw new InvariantError(message);
+}
+
+/**
+ * Check every invariant of `k`; throws on the first violation. Called after every scheduler
+ * slice by the explorer, so it walks the kernel's own tables without copying them.
+ */
 export function checkInvariants(k: Kernel): void {
-  const hashed = [...k.tasks.values()];
+  const scratch = k.invariantScratch;
   // nr_threads counts every hashed task
-  invariant(
-    k.nrThreads === hashed.length,
-    () => `nr_threads ${k.nrThreads} != hashed tasks ${hashed.length}`,
-  );
-  for (const t of hashed) {
-    invariant(t.exitState !== EXIT_DEAD, () => `released task ${t} still hashed`);
-    invariant(t.signal.threads.includes(t), () => `${t} missing from its thread list`);
-    invariant(t.groupLeader.signal === t.signal, () => `${t} leader in another thread group`);
-    invariant(t.tgid === t.groupLeader.pid, () => `${t} tgid ${t.tgid} != leader pid ${t.groupLeader.pid}`);
-    if (t.threadGroupLeader() && t !== k.init && t !== k.kthreadd)
-      invariant(t.realParent.children.has(t), () => `${t} not among its real parent's children`);
-    invariant(!t.alive || t.realParent.tasksAlive(), () => `${t} has a released real parent ${t.realParent}`);
+  if (k.nrThreads !== k.tasks.size) fail(`nr_threads ${k.nrThreads} != hashed tasks ${k.tasks.size}`);
+  for (const t of k.tasks.values()) {
+    if (t.exitState === EXIT_DEAD) fail(`released task ${t} still hashed`);
+    if (!t.signal.threads.includes(t)) fail(`${t} missing from its thread list`);
+    if (t.groupLeader.signal !== t.signal) fail(`${t} leader in another thread group`);
+    if (t.tgid !== t.groupLeader.pid) fail(`${t} tgid ${t.tgid} != leader pid ${t.groupLeader.pid}`);
+    if (t.threadGroupLeader() && t !== k.init && t !== k.kthreadd && !t.realParent.children.has(t))
+      fail(`${t} not among its real parent's children`);
+    if (t.alive && !t.realParent.tasksAlive()) fail(`${t} has a released real parent ${t.realParent}`);
     // a live task never references a released mm
-    if (t.alive && t.mm) invariant(t.mm.users > 0, () => `${t} uses a released mm`);
-    if (t.onRq) invariant(t.gen !== null, () => `${t} on the run queue without a coroutine`);
+    if (t.alive && t.mm && !(t.mm.users > 0)) fail(`${t} uses a released mm`);
+    if (t.onRq && t.gen === null) fail(`${t} on the run queue without a coroutine`);
     const pid = t.pidStruct!;
     for (const u of pid.numbers)
-      invariant(u.ns.idr.get(u.nr) === pid, () => `${t} pid ${u.nr} not in its namespace`);
+      if (u.ns.idr.get(u.nr) !== pid) fail(`${t} pid ${u.nr} not in its namespace`);
   }
-  for (const sig of new Set(hashed.map((t) => t.signal))) {
-    invariant(
-      sig.nrThreads === sig.threads.length,
-      () => `nr_threads of group ${sig.threads[0]} != thread list`,
-    );
-    const live = sig.threads.filter((t) => !(t.flags & 0x4)).length;
-    invariant(sig.live >= live, () => `signal->live ${sig.live} < live threads ${live}`);
+  const groups = scratch.groups;
+  groups.clear();
+  for (const t of k.tasks.values()) {
+    const sig = t.signal;
+    if (groups.has(sig)) continue;
+    groups.add(sig);
+    if (sig.nrThreads !== sig.threads.length) fail(`nr_threads of group ${sig.threads[0]} != thread list`);
+    let live = 0;
+    for (const th of sig.threads) if (!(th.flags & 0x4)) live++;
+    if (!(sig.live >= live)) fail(`signal->live ${sig.live} < live threads ${live}`);
   }
   // nproc: every (uid, user ns) count equals its hashed tasks (zombies count until reaped)
   // (plus k.nprocCharges, the counts charged without a task)
-  const expected = new Map<unknown, number>();
+  const expected = scratch.nproc;
+  expected.clear();
   const charge = (leaf: Ucounts, v: number) => {
     for (let u: Ucounts | null = leaf; u; ) {
       expected.set(u, (expected.get(u) ?? 0) + v);
@@ -49,56 +68,50 @@ export function checkInvariants(k: Kernel): void {
       u = ns.parent ? k.ucounts.get(ns.parent, ns.ownerUid) : null;
     }
   };
-  for (const t of hashed) charge(t.cred.ucounts, 1);
+  for (const t of k.tasks.values()) charge(t.cred.ucounts, 1);
   for (const [u, v] of k.nprocCharges) charge(u, v);
-  for (const u of k.ucounts.all())
-    invariant(
-      u.nproc === (expected.get(u) ?? 0),
-      () => `ucounts uid ${u.uid}: nproc ${u.nproc} != tasks ${expected.get(u) ?? 0}`,
-    );
+  k.ucounts.forEach((u) => {
+    if (u.nproc !== (expected.get(u) ?? 0))
+      fail(`ucounts uid ${u.uid}: nproc ${u.nproc} != tasks ${expected.get(u) ?? 0}`);
+  });
   // pids: every cgroup's pids.current equals the tasks charged to it and its descendants
+  const charged = scratch.pids;
   for (const root of k.cgroupRoots) {
     if (!root.controllers.includes('pids')) continue;
-    const charged = new Map<Cgroup, number>();
-    for (const t of hashed) {
+    charged.clear();
+    for (const t of k.tasks.values()) {
       const cg = t.cgroups[root.id];
       if (!cg) continue;
       for (let p: Cgroup | null = cg.effective('pids'); p?.parent; p = p.parent)
         charged.set(p, (charged.get(p) ?? 0) + 1);
     }
-    for (const c of root.top.descendants()) {
-      if (!c.parent) continue;
-      if (c.hasController('pids'))
-        invariant(
-          c.pids.counter === (charged.get(c) ?? 0),
-          () => `${c.path}: pids.current ${c.pids.counter} != charged tasks ${charged.get(c) ?? 0}`,
-        );
+    checkPidsCurrent(root.top, charged);
+  }
+  for (const t of k.tasks.values()) {
+    // a user worker shares its creator's mm, namespaces and creds, and starts in its cgroups
+    const o = t.workerOrigin;
+    if (o) {
+      if (o.mm !== o.creatorMm) fail(`user worker ${t} got another mm than its creator ${o.creator}`);
+      if (o.nsproxy !== o.creatorNsproxy) fail(`user worker ${t} got other namespaces than ${o.creator}`);
+      if (o.cred.uid !== o.creatorCred.uid || o.cred.userNs !== o.creatorCred.userNs)
+        fail(`user worker ${t} got other creds than ${o.creator}`);
+      for (let i = 0; i < o.cgroups.length; i++)
+        if (o.cgroups[i] !== o.creatorCgroups[i])
+          fail(`user worker ${t} started outside its creator's cgroups`);
+      if (t.alive && !(t.flags & 0x4) && t.mm !== o.mm) fail(`user worker ${t} changed its mm`);
     }
   }
-  // a user worker shares its creator's mm, namespaces and creds, and starts in its cgroups
-  for (const t of hashed) {
-    const o = t.workerOrigin;
-    if (!o) continue;
-    invariant(o.mm === o.creatorMm, () => `user worker ${t} got another mm than its creator ${o.creator}`);
-    invariant(
-      o.nsproxy === o.creatorNsproxy,
-      () => `user worker ${t} got other namespaces than ${o.creator}`,
-    );
-    invariant(
-      o.cred.uid === o.creatorCred.uid && o.cred.userNs === o.creatorCred.userNs,
-      () => `user worker ${t} got other creds than ${o.creator}`,
-    );
-    invariant(
-      o.cgroups.every((c, i) => c === o.creatorCgroups[i]),
-      () => `user worker ${t} started outside its creator's cgroups`,
-    );
-    if (t.alive && !(t.flags & 0x4)) invariant(t.mm === o.mm, () => `user worker ${t} changed its mm`);
-  }
   // live tasks sit in the task list of their cgroup
-  for (const t of hashed) {
-    if (!t.alive) continue;
-    for (const cg of t.cgroups) invariant(cg.tasks.has(t), () => `${t} missing from ${cg.path}'s tasks`);
-  }
+  for (const t of k.tasks.values())
+    if (t.alive)
+      for (const cg of t.cgroups) if (!cg.tasks.has(t)) fail(`${t} missing from ${cg.path}'s tasks`);
+}
+
+/** pids.current of `c`'s descendants (not the root) against the tasks charged to them. */
+function checkPidsCurrent(c: Cgroup, charged: Map<Cgroup, number>): void {
+  if (c.parent && c.hasController('pids') && c.pids.counter !== (charged.get(c) ?? 0))
+    fail(`${c.path}: pids.current ${c.pids.counter} != charged tasks ${charged.get(c) ?? 0}`);
+  for (const ch of c.children.values()) checkPidsCurrent(ch, charged);
 }
 
 /**

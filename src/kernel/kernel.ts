@@ -21,6 +21,7 @@ import type { ExitHook } from './exit.js';
 import { FilesStruct, FsStruct } from './files.js';
 import { kernelThreadAtBoot } from './fork.js';
 import { spawnInit } from './init.js';
+import { InvariantScratch } from './invariants.js';
 import { kthreaddBody } from './kthread.js';
 import {
   INIT_MNT_INO,
@@ -111,6 +112,8 @@ export class Kernel {
    * unbound kthread worker in its ring creator's user->processes (atomic_inc)
    */
   readonly nprocCharges = new Map<Ucounts, number>();
+  /** the counting tables of checkInvariants (invariants.ts), reused by every check */
+  readonly invariantScratch = new InvariantScratch();
   readonly initUserNs: UserNamespace;
   readonly initPidNs: PidNamespace;
   readonly initNsproxy: NsProxy;
