@@ -251,8 +251,14 @@ export function runUnit(target: Target, cfg: SearchConfig, spec: UnitSpec, o: Ru
   let executions = 0;
   let found: UnitResult['found'];
   const buffers = o.buffers ?? new ExecutionBuffers();
-  const run = (answer: (i: number, p: Omit<ChoicePoint, 'value'>) => number, tasks: boolean): Execution => {
-    const ex = withBufferPool(buffers, () => execute(target, new ExecutionChoices(answer, tasks)));
+  const run = (
+    answer: (i: number, p: Omit<ChoicePoint, 'value'>) => number,
+    tasks: boolean,
+    checkedPrefix = 0,
+  ): Execution => {
+    const ex = withBufferPool(buffers, () =>
+      execute(target, new ExecutionChoices(answer, tasks), { checkedPrefix }),
+    );
     const at = executions++;
     prefixHashes(ex.log, (h) => {
       if (seen.has(h)) return;
@@ -284,9 +290,11 @@ export function runUnit(target: Target, cfg: SearchConfig, spec: UnitSpec, o: Ru
   } else {
     const stack: DfsEntry[] = [];
     let prefix = spec.prefix;
+    // answers shared with an execution of this unit that ran clean (see ExecuteOptions)
+    let checked = 0;
     for (;;) {
       const fixed = prefix;
-      const ex = run((i, p) => (i < fixed.length ? fixed[i]! : defaultAnswer(p)), false);
+      const ex = run((i, p) => (i < fixed.length ? fixed[i]! : defaultAnswer(p)), false, checked);
       if (found && !cfg.keepGoing) break;
       extendStack(stack, ex.log);
       // backtrack: the deepest choice point (at or below the floor) with an untried answer
@@ -304,6 +312,8 @@ export function runUnit(target: Target, cfg: SearchConfig, spec: UnitSpec, o: Ru
         exhausted = true;
         break;
       }
+      // the next execution repeats this one up to its last answer, which it changes
+      checked = ex.violation ? 0 : next.length - 1;
       if (o.donate?.wanted()) {
         const given: UnitSpec[] = [];
         for (let j = spec.floor; j < stack.length && given.length === 0; j++) {
