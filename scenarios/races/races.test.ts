@@ -205,6 +205,37 @@ describe('lost-wakeup-kicks, parametrised', () => {
     expect(b.slices).toBeGreaterThan(a.slices);
   });
 
+  it.each([
+    [1, 1],
+    [2, 2],
+    [3, 3],
+    [1, 3],
+    [3, 1],
+  ])(
+    'N=%i K=%i: the shrunk counterexample switches tasks 8 + N times, within the 6 + N + 2·N·K steps of the SPIN reference',
+    (N, K) => {
+      const target: Target = {
+        scenario: loadScenario(pathOf('lost-wakeup-kicks'), { N, K }),
+        profile: 'linux-6.4-rc5',
+      };
+      const r = explore(target, { strategy: 'dfs', preemptions: 2 });
+      const ex = replayChoices(target, r.counterexample!.choices, { slices: true });
+      // the interleaving as printed: one block per stretch a task ran, boot in the first
+      let switches = 0;
+      let last = '';
+      for (const s of ex.slices!) {
+        if (s.task !== last) switches++;
+        last = s.task;
+      }
+      expect(ex.violation?.kind).toBe('deadlock');
+      expect(switches).toBe(8 + N);
+      expect(switches).toBeLessThanOrEqual(6 + N + 2 * N * K);
+      // decision points and scheduler slices, as the scenario's description counts them
+      expect(r.counterexample!.choices.length).toBe(8 + 2 * N + N * K);
+      expect(ex.steps).toBe(20 + 2 * N + N * K);
+    },
+  );
+
   it('a queueing wake-up can be lost too: random schedules also hang the release in its flush', () => {
     const target: Target = {
       scenario: loadScenario(pathOf('lost-wakeup-kicks'), { N: 2, K: 2 }),
