@@ -64,7 +64,7 @@ import { KVM_CREATE_VCPU, KVM_CREATE_VM, KVM_RUN } from '../kvm/uapi.js';
 import { getProfile } from '../profiles/eras.js';
 import { registerVhost } from '../vhost/index.js';
 import { kick, Scratch, setupVhostNet, type VhostNetSetup } from '../vhost/qemu.js';
-import { VHOST_IOCTLS } from '../vhost/uapi.js';
+import { encodeU64, VHOST_IOCTLS } from '../vhost/uapi.js';
 import { vhostModule } from '../vhost/vhost.js';
 import { vhostTransportSendPkt, vsockHdr } from '../vhost/vsock.js';
 import { formatPath } from './errors.js';
@@ -815,8 +815,7 @@ class Runner {
         return;
       }
       case 'eventfd-write': {
-        const v = new Uint8Array(8);
-        new DataView(v.buffer).setBigUint64(0, BigInt(Number(b.value ?? 1)), true);
+        const v = encodeU64(BigInt(Number(b.value ?? 1)));
         const r = yield* sys.write(this.resolveFd(aliases, b.fd), v);
         rec(`${b.fd} ${b.value ?? 1}`, r);
         return;
