@@ -26,7 +26,7 @@
  *   from the non-preemptive execution, at least 32) the running task drops below all others. A
  *   bug of depth d is found with probability ≥ 1/(n·k^(d−1)) per execution.
  *
- * The search can be cut into units (units.ts) that run in worker threads (`workers`) or on
+ * The search can be cut into units (units.ts) that run on several threads (`workers`) or on
  * several machines (`shard`, combined later by mergeShards); the result — verdict,
  * executions, states, depth, counterexample — is the same as running it in one thread.
  */
@@ -77,7 +77,7 @@ export interface ExploreOptions {
    * a buggy kernel); the counterexample is still the first in the search's order
    */
   keepGoing?: boolean;
-  /** run the executions in this many worker threads (default 1: in this thread) */
+  /** run the executions on this many threads: this one and n − 1 worker threads (default 1) */
   workers?: number;
   /** run only shard `index` (1-based) of `count`; the result carries what mergeShards needs */
   shard?: { index: number; count: number };
