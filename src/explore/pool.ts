@@ -329,7 +329,7 @@ export function runUnitsInWorkers(
             const now = performance.now();
             if (now - last < 1) return;
             last = now;
-            coordinate();
+            if (!coordinate()) progress();
           },
         });
         finished(self, e, result);
