@@ -236,7 +236,7 @@ export interface RunUnitOptions {
   donate?: { wanted(): boolean; give(units: UnitSpec[]): void };
   /**
    * where executions take their guest memory from; pass the same one to every unit a thread
-   * runs (a unit of 64 random executions would otherwise allocate megabytes afresh)
+   * runs (each unit of random executions would otherwise allocate megabytes afresh)
    */
   buffers?: ExecutionBuffers;
 }
@@ -358,7 +358,7 @@ function splitDfs(
   return out.length > 1 ? out : null;
 }
 
-/** sample units: executions per unit */
+/** sample units: at most this many executions per unit (a unit is a message round trip) */
 const SAMPLE_UNIT = 512;
 
 /**
