@@ -398,7 +398,10 @@ export function registerCheck(program: Command, ctx: CommandContext): void {
       ).argParser(parsePositiveInt),
     )
     .addOption(
-      new Option('--workers <n>', 'run the executions on n threads: this one and n − 1 worker threads (same result as 1)')
+      new Option(
+        '--workers <n>',
+        'run the executions on n threads: this one and n − 1 worker threads (same result as 1)',
+      )
         .argParser(parsePositiveInt)
         .default(1),
     )
