@@ -232,6 +232,7 @@ describe('lost-wakeup-kicks, parametrised', () => {
       expect(switches).toBeLessThanOrEqual(6 + N + 2 * N * K);
       // decision points and scheduler slices, as the scenario's description counts them
       expect(r.counterexample!.choices.length).toBe(8 + 2 * N + N * K);
+      expect(r.counterexample!.choices.slice(0, -1).every((v) => v === 0)).toBe(true);
       expect(ex.steps).toBe(20 + 2 * N + N * K);
     },
   );

@@ -801,9 +801,8 @@ function* ioUringExecHook(k: Kernel, t: Task): KGen {
 
 /**
  * Install io_uring's hooks: do_exit's io_uring_files_cancel() (__io_uring_cancel(false)) and
- * bprm_execve's io_uring_task_cancel() (__io_uring_cancel(true)). Idempotent. (No module-level
- * registry of kernels: a WeakSet entry per kernel keeps every explorer execution alive through
- * minor GCs.)
+ * bprm_execve's io_uring_task_cancel() (__io_uring_cancel(true)). Idempotent: the hooks
+ * themselves mark a kernel as set up (no module-level collection of every kernel booted).
  */
 export function registerIoUring(k: Kernel): void {
   if (k.exitHooks.includes(ioUringExitHook)) return;
