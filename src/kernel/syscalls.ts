@@ -7,7 +7,9 @@
  * Models the syscall entry points of kernel/fork.c, kernel/exit.c, kernel/signal.c,
  * kernel/sys.c, kernel/nsproxy.c, fs/exec.c, kernel/ptrace.c, fs/eventfd.c, v6.12.
  */
+
 import { type Cgroup, cgroupMigrate } from '../cgroup/cgroup.js';
+import { getU64, putU64 } from './bytes.js';
 import {
   CAP_FULL_SET,
   CAP_SETPCAP,
@@ -981,13 +983,13 @@ export const EVENTFD_OPS: FileOps = {
     ctx.count -= v;
     ctx.wqh.wakeUp(k);
     const out = new Uint8Array(8);
-    new DataView(out.buffer).setBigUint64(0, v, true);
+    putU64(out, 0, v);
     return ok(out);
   },
   *write(k, f, data, nowait) {
     const ctx = f.priv as Eventfd;
     if (data.length < 8) return err(Errno.EINVAL);
-    const v = new DataView(data.buffer, data.byteOffset, 8).getBigUint64(0, true);
+    const v = getU64(data, 0);
     if (v === 0xffffffffffffffffn) return err(Errno.EINVAL);
     // fs/eventfd.c eventfd_write(): a write that would reach ULLONG_MAX fails with EAGAIN
     // under O_NONBLOCK, otherwise waits (interruptibly) until a read makes room

@@ -447,17 +447,18 @@ class Runner {
     expected: string | undefined,
     value?: number,
   ): void {
-    const rec: StepRecord = {
-      process: proc,
-      task: `${sys.task.comm}-${sys.task.pid}`,
-      path: formatPath(path),
-      action,
-      detail,
-      outcome,
-      ...(value !== undefined ? { value } : {}),
-      ...(expected !== undefined ? { expected } : {}),
-      ts: this.k.clock,
-    };
+    const task = `${sys.task.comm}-${sys.task.pid}`;
+    const at = formatPath(path);
+    const ts = this.k.clock;
+    // one literal per shape (not spreads of optional parts: the explorer records every step)
+    const rec: StepRecord =
+      value !== undefined
+        ? expected !== undefined
+          ? { process: proc, task, path: at, action, detail, outcome, value, expected, ts }
+          : { process: proc, task, path: at, action, detail, outcome, value, ts }
+        : expected !== undefined
+          ? { process: proc, task, path: at, action, detail, outcome, expected, ts }
+          : { process: proc, task, path: at, action, detail, outcome, ts };
     this.steps.push(rec);
     if (this.k.trace.enabled) this.k.emit('scenario_step', `${action} ${detail} = ${outcome}`);
     if (expected !== undefined && expected !== outcome)

@@ -3,6 +3,7 @@
  * struct layouts they carry (include/uapi/linux/vhost.h, vhost_types.h, v6.17). Structs are
  * read from and written to the caller's address space as bytes, little-endian.
  */
+import { putU32, putU64 } from '../kernel/bytes.js';
 import { Errno, err, ok, type Result } from '../kernel/errno.js';
 import type { MM } from '../kernel/mm.js';
 
@@ -257,22 +258,6 @@ export function readMemoryRegions(mm: MM | null, addr: number, n: number): Resul
     });
   }
   return ok(out);
-}
-
-/**
- * Little-endian stores into a byte array. (Not a DataView: the `.buffer` of a small typed
- * array lives on the JS heap until asked for, and asking moves it off-heap, which costs ten
- * times the struct; the explorer encodes thousands of ioctl arguments per second.)
- */
-export function putU32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v & 0xff;
-  b[o + 1] = (v >>> 8) & 0xff;
-  b[o + 2] = (v >>> 16) & 0xff;
-  b[o + 3] = (v >>> 24) & 0xff;
-}
-export function putU64(b: Uint8Array, o: number, v: bigint): void {
-  putU32(b, o, Number(BigInt.asUintN(32, v)));
-  putU32(b, o + 4, Number(BigInt.asUintN(32, v >> 32n)));
 }
 
 /** Encoders for userspace programs (the guest/QEMU side of tests and scenarios). */
