@@ -241,6 +241,20 @@ type Alias =
   | { kind: 'thread'; tid: number }
   | IoUringAlias;
 
+/** What every step action gets: its task, process, place in the program and arguments. */
+interface StepContext {
+  readonly sys: Sys;
+  readonly proc: string;
+  readonly action: string;
+  readonly b: Record<string, unknown>;
+  readonly body: unknown;
+  readonly expect: unknown;
+  readonly path: (string | number)[];
+  readonly aliases: Map<string, Alias>;
+  /** record the step's outcome (checked against `expect`) */
+  readonly rec: (detail: string, r: Result<unknown>, value?: number) => void;
+}
+
 /** the cgroup files a snapshot records, and those the checks read */
 const SNAPSHOT_CGROUP_FILES = [
   'cgroup.procs',
@@ -542,7 +556,12 @@ class Runner {
     return s;
   }
 
-  private *step(
+  /**
+   * One step of a program: a plain function that hands back the generator of its action, so
+   * that a suspended step keeps only that action's small frame (a task's chain of generators
+   * is resumed at every scheduling point).
+   */
+  private step(
     sys: Sys,
     proc: string,
     action: string,
@@ -554,312 +573,414 @@ class Runner {
     const b = body as Record<string, unknown>;
     const rec = (detail: string, r: Result<unknown>, value?: number) =>
       this.record(sys, proc, path, action, detail, r, expect, value);
+    const c: StepContext = { sys, proc, action, b, body, expect, path, aliases, rec };
     switch (action) {
       case 'threads':
-      case 'thread': {
-        const count = action === 'threads' ? Number(b.count) : 1;
-        const child = b.program
-          ? this.program(proc, b.program as Record<string, unknown>[], [...path, 'program'], aliases)
-          : pauseForever;
-        let last: Result<number> = ok(0);
-        for (let n = 0; n < count; n++) {
-          const name = b.name ? String(b.name).replace('{n}', String(n)) : undefined;
-          const r = yield* sys.pthreadCreate(child, name);
-          if (!r.ok) {
-            last = r;
-            break;
-          }
-          last = r;
-          if (b.as) aliases.set(String(b.as), { kind: 'thread', tid: r.value });
-        }
-        rec(
-          `${count} × pthread_create${b.name ? ` "${b.name}"` : ''}`,
-          last,
-          last.ok ? last.value : undefined,
-        );
-        return;
-      }
-      case 'open': {
-        const r = yield* sys.open(String(b.path), (b.cloexec ? O_CLOEXEC : 0) | (b.create ? O_CREAT : 0));
-        if (r.ok) aliases.set(String(b.as), { kind: 'fd', fd: r.value });
-        rec(`${b.path} as ${b.as}`, r, r.ok ? r.value : undefined);
-        return;
-      }
-      case 'close': {
-        const r = yield* sys.close(this.resolveFd(aliases, body));
-        rec(String(body), r);
-        return;
-      }
-      case 'dup': {
-        const r = yield* sys.dup(this.resolveFd(aliases, b.fd));
-        if (r.ok) aliases.set(String(b.as), { kind: 'fd', fd: r.value });
-        rec(`${b.fd} as ${b.as}`, r, r.ok ? r.value : undefined);
-        return;
-      }
-      case 'ioctl': {
-        const cmd = String(b.cmd);
-        const number = VHOST_IOCTLS[cmd] ?? 0;
-        const spec = IOCTL_ARGS[cmd];
-        let arg = 0;
-        if (typeof b.arg === 'number') arg = b.arg;
-        else {
-          const s = yield* this.scratchOf(sys);
-          const bytes = spec
-            ? spec.encode((b.arg ?? {}) as Record<string, unknown>, (v) => this.resolveFd(aliases, v))
-            : new Uint8Array(0);
-          arg = s.put(bytes.length ? bytes : new Uint8Array(8));
-        }
-        const r = yield* sys.ioctl(this.resolveFd(aliases, b.fd), number, arg);
-        let value: number | undefined;
-        if (r.ok && spec?.out) {
-          const v = sys.task.mm?.view(arg, spec.out);
-          if (v?.ok)
-            value =
-              spec.out === 1
-                ? v.value.getUint8(0)
-                : spec.out === 8 && spec.struct === '__u64'
-                  ? Number(v.value.getBigUint64(0, true))
-                  : v.value.getUint32(spec.out === 8 ? 4 : 0, true);
-        }
-        rec(`${b.fd} ${cmd}${b.arg !== undefined ? ` ${JSON.stringify(b.arg)}` : ''}`, r, value);
-        return;
-      }
-      case 'vhost-net': {
-        const r = yield* setupVhostNet(sys, { num: Number(b.queue ?? 256) });
-        if (r.ok) aliases.set(String(b.as), { kind: 'vhost-net', fd: r.value.fd, setup: r.value });
-        rec(`as ${b.as}${!r.ok && r.step ? ` (failed at ${r.step})` : ''}`, r);
-        return;
-      }
-      case 'traffic': {
-        const a = aliases.get(String(b.dev));
-        if (a?.kind !== 'vhost-net') {
-          rec(String(b.dev), err(Errno.EBADF));
-          return;
-        }
-        const res = yield* guestTraffic(sys, a.setup, Number(b.packets), Number(b.size ?? 64));
-        this.pushRecord(
-          sys,
-          proc,
-          path,
-          action,
-          `${b.packets} packets on ${b.dev}: ${res.sent} sent, ${res.echoed} received`,
-          res.ok ? 'ok' : 'stalled',
-          expectationFor(expect, this.profile),
-          res.echoed,
-        );
-        return;
-      }
-      case 'kvm': {
-        const fd = yield* sys.open('/dev/kvm');
-        if (!fd.ok) return rec('/dev/kvm', fd);
-        const vm = yield* sys.ioctl(fd.value, KVM_CREATE_VM, 0);
-        if (!vm.ok) return rec('KVM_CREATE_VM', vm);
-        const vcpus: number[] = [];
-        if (b.as) aliases.set(String(b.as), { kind: 'kvm', fd: vm.value, vcpus });
-        for (let i = 0; i < Number(b.vcpus ?? 1); i++) {
-          const v = yield* sys.ioctl(vm.value, KVM_CREATE_VCPU, i);
-          if (!v.ok) return rec(`KVM_CREATE_VCPU ${i}`, v);
-          vcpus.push(v.value);
-        }
-        if (b.run === false) return rec(`vm with ${b.vcpus ?? 1} vCPUs`, ok());
-        const run = yield* sys.ioctl(vcpus[0]!, KVM_RUN, 0);
-        rec(`vm with ${b.vcpus ?? 1} vCPUs, KVM_RUN`, run);
-        return;
-      }
-      case 'kvm_run': {
-        // the vCPU descriptor of an earlier `kvm` step (inherited across fork, shared by threads)
-        const a = aliases.get(String(b.vm));
-        const i = Number(b.vcpu ?? 0);
-        const fd = a?.kind === 'kvm' ? a.vcpus[i] : undefined;
-        if (fd === undefined) return rec(`${b.vm} vCPU ${i}`, err(Errno.EBADF));
-        const run = yield* sys.ioctl(fd, KVM_RUN, 0);
-        rec(`${b.vm} vCPU ${i} KVM_RUN`, run);
-        return;
-      }
-      case 'fork': {
-        const child = b.program
-          ? this.program(proc, b.program as Record<string, unknown>[], [...path, 'program'], new Map(aliases))
-          : pauseForever;
-        const r = yield* sys.fork(child);
-        if (r.ok && b.as) aliases.set(String(b.as), { kind: 'process', pid: r.value });
-        rec(b.as ? `as ${b.as}` : '', r, r.ok ? r.value : undefined);
-        return;
-      }
-      case 'exec': {
-        const prog = b.program
-          ? this.program(proc, b.program as Record<string, unknown>[], [...path, 'program'], new Map())
-          : pauseForever;
-        const r = yield* sys.execve(String(b.path), prog);
-        rec(String(b.path), r);
-        return;
-      }
+      case 'thread':
+        return this.stepThreads(c);
+      case 'open':
+        return this.stepOpen(c);
+      case 'close':
+        return this.stepClose(c);
+      case 'dup':
+        return this.stepDup(c);
+      case 'ioctl':
+        return this.stepIoctl(c);
+      case 'vhost-net':
+        return this.stepVhostNet(c);
+      case 'traffic':
+        return this.stepTraffic(c);
+      case 'kvm':
+        return this.stepKvm(c);
+      case 'kvm_run':
+        return this.stepKvmRun(c);
+      case 'fork':
+        return this.stepFork(c);
+      case 'exec':
+        return this.stepExec(c);
       case 'exit':
-        this.pushRecord(sys, proc, path, action, String(body), 'ok', undefined);
-        return yield* sys.exit(Number(body));
+        return this.stepExit(c);
       case 'exit_group':
-        this.pushRecord(sys, proc, path, action, String(body), 'ok', undefined);
-        return yield* sys.exitGroup(Number(body));
-      case 'kill': {
-        const sig = typeof b.signal === 'number' ? b.signal : (signalFromName(String(b.signal)) ?? -1);
-        const r = yield* sys.kill(this.resolveTarget(sys, aliases, b.target), sig);
-        rec(`${b.target} ${b.signal}`, r);
-        return;
-      }
-      case 'tgkill': {
-        const sig = typeof b.signal === 'number' ? b.signal : (signalFromName(String(b.signal)) ?? -1);
-        const tgid = this.resolveTarget(sys, aliases, b.target);
-        const r = yield* sys.tgkill(tgid, this.findThread(sys, tgid, String(b.thread)), sig);
-        rec(`${b.target} ${b.thread} ${b.signal}`, r);
-        return;
-      }
-      case 'ptrace': {
-        const tgid = this.resolveTarget(sys, aliases, b.target);
-        const tid = b.thread === undefined ? tgid : this.findThread(sys, tgid, String(b.thread));
-        const options = ((b.options as string[] | undefined) ?? []).reduce(
-          (m, o) => m | PTRACE_OPTIONS[o as keyof typeof PTRACE_OPTIONS],
-          0,
-        );
-        const request = PTRACE_REQUESTS[(b.request as keyof typeof PTRACE_REQUESTS | undefined) ?? 'seize'];
-        const r = yield* sys.ptrace(request, tid, options);
-        if (r.ok && request === PTRACE_ATTACH && options) {
-          const t = this.k.findTaskByVpid(tid, sys.task.activePidNs()!);
-          if (t) sys.setPtraceOptions(t, options);
-        }
-        rec(`${b.request ?? 'seize'} ${b.target}${b.thread ? ` ${b.thread}` : ''}`, r);
-        return;
-      }
-      case 'sigaction': {
-        const sig = typeof b.signal === 'number' ? b.signal : (signalFromName(String(b.signal)) ?? -1);
-        const handler = b.handler === 'ignore' ? SIG_IGN : b.handler === 'default' ? SIG_DFL : 0x401000;
-        const r = yield* sys.rtSigaction(sig, { handler });
-        rec(`${b.signal} ${b.handler}`, r);
-        return;
-      }
-      case 'sigprocmask': {
-        const mask = (list: unknown) => {
-          let m = 0n;
-          for (const s of (list as (string | number)[]) ?? [])
-            m |= sigmask(typeof s === 'number' ? s : (signalFromName(s) ?? 64));
-          return m;
-        };
-        let r: Result<unknown> = ok();
-        if (b.block) r = yield* sys.rtSigprocmask(SIG_BLOCK, mask(b.block));
-        if (r.ok && b.unblock) r = yield* sys.rtSigprocmask(SIG_UNBLOCK, mask(b.unblock));
-        rec(JSON.stringify(b), r);
-        return;
-      }
-      case 'setrlimit': {
-        let r: Result<void> = ok();
-        for (const [res, lim] of Object.entries(rlimitsOf(b))) {
-          r = yield* sys.setrlimit(Number(res), lim);
-          if (!r.ok) break;
-        }
-        rec(JSON.stringify(b), r);
-        return;
-      }
-      case 'setresuid': {
-        const [ru, eu, su] = Array.isArray(body)
-          ? (body as number[])
-          : [Number(body), Number(body), Number(body)];
-        const r = yield* sys.setresuid(ru!, eu!, su!);
-        rec(JSON.stringify(body), r);
-        return;
-      }
-      case 'unshare': {
-        let flags = 0;
-        for (const n of body as string[]) flags |= NS_FLAGS[n]!;
-        const r = yield* sys.unshare(flags >>> 0);
-        rec((body as string[]).join(','), r);
-        return;
-      }
-      case 'affinity': {
-        const r = yield* sys.schedSetaffinity(0, cpuMask(body as number | string));
-        rec(String(body), r);
-        return;
-      }
-      case 'write': {
-        const r = yield* this.writeFile(sys, aliases, String(b.path), b.value as string | number);
-        rec(`${b.path} ← ${b.value}`, r);
-        return;
-      }
-      case 'sleep': {
-        const r = yield* sys.nanosleep(durationNs(body as string | number));
-        rec(String(body), r);
-        return;
-      }
+        return this.stepExitGroup(c);
+      case 'kill':
+        return this.stepKill(c);
+      case 'tgkill':
+        return this.stepTgkill(c);
+      case 'ptrace':
+        return this.stepPtrace(c);
+      case 'sigaction':
+        return this.stepSigaction(c);
+      case 'sigprocmask':
+        return this.stepSigprocmask(c);
+      case 'setrlimit':
+        return this.stepSetrlimit(c);
+      case 'setresuid':
+        return this.stepSetresuid(c);
+      case 'unshare':
+        return this.stepUnshare(c);
+      case 'affinity':
+        return this.stepAffinity(c);
+      case 'write':
+        return this.stepWrite(c);
+      case 'sleep':
+        return this.stepSleep(c);
       case 'compute':
-        yield* sys.compute(durationNs(body as string | number));
-        this.pushRecord(sys, proc, path, action, String(body), 'ok', undefined);
-        return;
+        return this.stepCompute(c);
       case 'label':
-        this.pushRecord(sys, proc, path, action, String(body), 'ok', undefined);
-        this.reachLabel(String(body), sys.task);
-        return;
-      case 'wait': {
-        const r = yield* this.waitLabel(sys, String(body));
-        rec(String(body), r);
-        return;
-      }
-      case 'wait4': {
-        let opts = 0;
-        for (const o of (b.options as string[]) ?? [])
-          opts |= { WNOHANG, __WALL, __WCLONE, WUNTRACED }[o as 'WNOHANG']!;
-        const pid = b.pid === undefined ? -1 : this.resolveTarget(sys, aliases, b.pid);
-        const r = yield* sys.wait4(pid, opts);
-        rec(`${pid}`, r, r.ok ? r.value.pid : undefined);
-        return;
-      }
-      case 'eventfd': {
-        const r = yield* sys.eventfd(Number(b.initval ?? 0));
-        if (r.ok) aliases.set(String(b.as), { kind: 'fd', fd: r.value });
-        rec(`as ${b.as}`, r, r.ok ? r.value : undefined);
-        return;
-      }
-      case 'eventfd-write': {
-        const v = encodeU64(BigInt(Number(b.value ?? 1)));
-        const r = yield* sys.write(this.resolveFd(aliases, b.fd), v);
-        rec(`${b.fd} ${b.value ?? 1}`, r);
-        return;
-      }
-      case 'vsock-send': {
-        // a host socket's packet to the guest: the transport's send_pkt, in the sender's context
-        const payload = new Uint8Array(Number(b.bytes ?? 8));
-        const r = vhostTransportSendPkt(
-          this.k,
-          vsockHdr({ srcCid: 2n, dstCid: BigInt(Number(b.cid)) }),
-          payload,
-        );
-        rec(`cid ${b.cid} ${payload.length} bytes`, r);
-        return;
-      }
+        return this.stepLabel(c);
+      case 'wait':
+        return this.stepWait(c);
+      case 'wait4':
+        return this.stepWait4(c);
+      case 'eventfd':
+        return this.stepEventfd(c);
+      case 'eventfd-write':
+        return this.stepEventfdWrite(c);
+      case 'vsock-send':
+        return this.stepVsockSend(c);
       case 'freezer':
-        if (body === 'freeze') freezeProcesses(this.k);
-        else thawProcesses(this.k);
-        this.pushRecord(sys, proc, path, action, String(body), 'ok', undefined);
-        yield Op.Preempt;
-        return;
-      case 'loop': {
-        const inner = this.program(proc, b.steps as Record<string, unknown>[], [...path, 'steps'], aliases);
-        for (let i = 0; i < Number(b.count); i++) yield* inner(sys);
-        return;
-      }
+        return this.stepFreezer(c);
+      case 'loop':
+        return this.stepLoop(c);
       case 'pipe':
       case 'io_uring':
       case 'io_uring_submit':
       case 'io_uring_wait':
-      case 'io_uring_register': {
-        const ring = (v: unknown) => {
-          const a = aliases.get(String(v));
-          return a?.kind === 'io_uring' ? a.ring : null;
-        };
-        const r = yield* ioUringStep(sys, action, b, ring, (v) => this.resolveFd(aliases, v));
-        for (const [name, a] of r.aliases ?? []) aliases.set(name, a);
-        rec(r.detail, r.result, r.value);
-        return;
-      }
+      case 'io_uring_register':
+        return this.stepPipe(c);
       default:
         throw new Error(`step ${action} not implemented`);
     }
+  }
+
+  /** the `threads`, `thread` steps */
+  private *stepThreads({ sys, proc, action, b, path, aliases, rec }: StepContext): KGen<void> {
+    const count = action === 'threads' ? Number(b.count) : 1;
+    const child = b.program
+      ? this.program(proc, b.program as Record<string, unknown>[], [...path, 'program'], aliases)
+      : pauseForever;
+    let last: Result<number> = ok(0);
+    for (let n = 0; n < count; n++) {
+      const name = b.name ? String(b.name).replace('{n}', String(n)) : undefined;
+      const r = yield* sys.pthreadCreate(child, name);
+      if (!r.ok) {
+        last = r;
+        break;
+      }
+      last = r;
+      if (b.as) aliases.set(String(b.as), { kind: 'thread', tid: r.value });
+    }
+    rec(`${count} × pthread_create${b.name ? ` "${b.name}"` : ''}`, last, last.ok ? last.value : undefined);
+  }
+
+  /** the `open` step */
+  private *stepOpen({ sys, b, aliases, rec }: StepContext): KGen<void> {
+    const r = yield* sys.open(String(b.path), (b.cloexec ? O_CLOEXEC : 0) | (b.create ? O_CREAT : 0));
+    if (r.ok) aliases.set(String(b.as), { kind: 'fd', fd: r.value });
+    rec(`${b.path} as ${b.as}`, r, r.ok ? r.value : undefined);
+  }
+
+  /** the `close` step */
+  private *stepClose({ sys, body, aliases, rec }: StepContext): KGen<void> {
+    const r = yield* sys.close(this.resolveFd(aliases, body));
+    rec(String(body), r);
+  }
+
+  /** the `dup` step */
+  private *stepDup({ sys, b, aliases, rec }: StepContext): KGen<void> {
+    const r = yield* sys.dup(this.resolveFd(aliases, b.fd));
+    if (r.ok) aliases.set(String(b.as), { kind: 'fd', fd: r.value });
+    rec(`${b.fd} as ${b.as}`, r, r.ok ? r.value : undefined);
+  }
+
+  /** the `ioctl` step */
+  private *stepIoctl({ sys, b, aliases, rec }: StepContext): KGen<void> {
+    const cmd = String(b.cmd);
+    const number = VHOST_IOCTLS[cmd] ?? 0;
+    const spec = IOCTL_ARGS[cmd];
+    let arg = 0;
+    if (typeof b.arg === 'number') arg = b.arg;
+    else {
+      const s = yield* this.scratchOf(sys);
+      const bytes = spec
+        ? spec.encode((b.arg ?? {}) as Record<string, unknown>, (v) => this.resolveFd(aliases, v))
+        : new Uint8Array(0);
+      arg = s.put(bytes.length ? bytes : new Uint8Array(8));
+    }
+    const r = yield* sys.ioctl(this.resolveFd(aliases, b.fd), number, arg);
+    let value: number | undefined;
+    if (r.ok && spec?.out) {
+      const v = sys.task.mm?.view(arg, spec.out);
+      if (v?.ok)
+        value =
+          spec.out === 1
+            ? v.value.getUint8(0)
+            : spec.out === 8 && spec.struct === '__u64'
+              ? Number(v.value.getBigUint64(0, true))
+              : v.value.getUint32(spec.out === 8 ? 4 : 0, true);
+    }
+    rec(`${b.fd} ${cmd}${b.arg !== undefined ? ` ${JSON.stringify(b.arg)}` : ''}`, r, value);
+  }
+
+  /** the `vhost-net` step */
+  private *stepVhostNet({ sys, b, aliases, rec }: StepContext): KGen<void> {
+    const r = yield* setupVhostNet(sys, { num: Number(b.queue ?? 256) });
+    if (r.ok) aliases.set(String(b.as), { kind: 'vhost-net', fd: r.value.fd, setup: r.value });
+    rec(`as ${b.as}${!r.ok && r.step ? ` (failed at ${r.step})` : ''}`, r);
+  }
+
+  /** the `traffic` step */
+  private *stepTraffic({ sys, proc, action, b, expect, path, aliases, rec }: StepContext): KGen<void> {
+    const a = aliases.get(String(b.dev));
+    if (a?.kind !== 'vhost-net') {
+      rec(String(b.dev), err(Errno.EBADF));
+      return;
+    }
+    const res = yield* guestTraffic(sys, a.setup, Number(b.packets), Number(b.size ?? 64));
+    this.pushRecord(
+      sys,
+      proc,
+      path,
+      action,
+      `${b.packets} packets on ${b.dev}: ${res.sent} sent, ${res.echoed} received`,
+      res.ok ? 'ok' : 'stalled',
+      expectationFor(expect, this.profile),
+      res.echoed,
+    );
+  }
+
+  /** the `kvm` step */
+  private *stepKvm({ sys, b, aliases, rec }: StepContext): KGen<void> {
+    const fd = yield* sys.open('/dev/kvm');
+    if (!fd.ok) return rec('/dev/kvm', fd);
+    const vm = yield* sys.ioctl(fd.value, KVM_CREATE_VM, 0);
+    if (!vm.ok) return rec('KVM_CREATE_VM', vm);
+    const vcpus: number[] = [];
+    if (b.as) aliases.set(String(b.as), { kind: 'kvm', fd: vm.value, vcpus });
+    for (let i = 0; i < Number(b.vcpus ?? 1); i++) {
+      const v = yield* sys.ioctl(vm.value, KVM_CREATE_VCPU, i);
+      if (!v.ok) return rec(`KVM_CREATE_VCPU ${i}`, v);
+      vcpus.push(v.value);
+    }
+    if (b.run === false) return rec(`vm with ${b.vcpus ?? 1} vCPUs`, ok());
+    const run = yield* sys.ioctl(vcpus[0]!, KVM_RUN, 0);
+    rec(`vm with ${b.vcpus ?? 1} vCPUs, KVM_RUN`, run);
+  }
+
+  /** the `kvm_run` step */
+  private *stepKvmRun({ sys, b, aliases, rec }: StepContext): KGen<void> {
+    // the vCPU descriptor of an earlier `kvm` step (inherited across fork, shared by threads)
+    const a = aliases.get(String(b.vm));
+    const i = Number(b.vcpu ?? 0);
+    const fd = a?.kind === 'kvm' ? a.vcpus[i] : undefined;
+    if (fd === undefined) return rec(`${b.vm} vCPU ${i}`, err(Errno.EBADF));
+    const run = yield* sys.ioctl(fd, KVM_RUN, 0);
+    rec(`${b.vm} vCPU ${i} KVM_RUN`, run);
+  }
+
+  /** the `fork` step */
+  private *stepFork({ sys, proc, b, path, aliases, rec }: StepContext): KGen<void> {
+    const child = b.program
+      ? this.program(proc, b.program as Record<string, unknown>[], [...path, 'program'], new Map(aliases))
+      : pauseForever;
+    const r = yield* sys.fork(child);
+    if (r.ok && b.as) aliases.set(String(b.as), { kind: 'process', pid: r.value });
+    rec(b.as ? `as ${b.as}` : '', r, r.ok ? r.value : undefined);
+  }
+
+  /** the `exec` step */
+  private *stepExec({ sys, proc, b, path, rec }: StepContext): KGen<void> {
+    const prog = b.program
+      ? this.program(proc, b.program as Record<string, unknown>[], [...path, 'program'], new Map())
+      : pauseForever;
+    const r = yield* sys.execve(String(b.path), prog);
+    rec(String(b.path), r);
+  }
+
+  /** the `exit` step */
+  private *stepExit({ sys, proc, action, body, path }: StepContext): KGen<void> {
+    this.pushRecord(sys, proc, path, action, String(body), 'ok', undefined);
+    return yield* sys.exit(Number(body));
+  }
+
+  /** the `exit_group` step */
+  private *stepExitGroup({ sys, proc, action, body, path }: StepContext): KGen<void> {
+    this.pushRecord(sys, proc, path, action, String(body), 'ok', undefined);
+    return yield* sys.exitGroup(Number(body));
+  }
+
+  /** the `kill` step */
+  private *stepKill({ sys, b, aliases, rec }: StepContext): KGen<void> {
+    const sig = typeof b.signal === 'number' ? b.signal : (signalFromName(String(b.signal)) ?? -1);
+    const r = yield* sys.kill(this.resolveTarget(sys, aliases, b.target), sig);
+    rec(`${b.target} ${b.signal}`, r);
+  }
+
+  /** the `tgkill` step */
+  private *stepTgkill({ sys, b, aliases, rec }: StepContext): KGen<void> {
+    const sig = typeof b.signal === 'number' ? b.signal : (signalFromName(String(b.signal)) ?? -1);
+    const tgid = this.resolveTarget(sys, aliases, b.target);
+    const r = yield* sys.tgkill(tgid, this.findThread(sys, tgid, String(b.thread)), sig);
+    rec(`${b.target} ${b.thread} ${b.signal}`, r);
+  }
+
+  /** the `ptrace` step */
+  private *stepPtrace({ sys, b, aliases, rec }: StepContext): KGen<void> {
+    const tgid = this.resolveTarget(sys, aliases, b.target);
+    const tid = b.thread === undefined ? tgid : this.findThread(sys, tgid, String(b.thread));
+    const options = ((b.options as string[] | undefined) ?? []).reduce(
+      (m, o) => m | PTRACE_OPTIONS[o as keyof typeof PTRACE_OPTIONS],
+      0,
+    );
+    const request = PTRACE_REQUESTS[(b.request as keyof typeof PTRACE_REQUESTS | undefined) ?? 'seize'];
+    const r = yield* sys.ptrace(request, tid, options);
+    if (r.ok && request === PTRACE_ATTACH && options) {
+      const t = this.k.findTaskByVpid(tid, sys.task.activePidNs()!);
+      if (t) sys.setPtraceOptions(t, options);
+    }
+    rec(`${b.request ?? 'seize'} ${b.target}${b.thread ? ` ${b.thread}` : ''}`, r);
+  }
+
+  /** the `sigaction` step */
+  private *stepSigaction({ sys, b, rec }: StepContext): KGen<void> {
+    const sig = typeof b.signal === 'number' ? b.signal : (signalFromName(String(b.signal)) ?? -1);
+    const handler = b.handler === 'ignore' ? SIG_IGN : b.handler === 'default' ? SIG_DFL : 0x401000;
+    const r = yield* sys.rtSigaction(sig, { handler });
+    rec(`${b.signal} ${b.handler}`, r);
+  }
+
+  /** the `sigprocmask` step */
+  private *stepSigprocmask({ sys, b, rec }: StepContext): KGen<void> {
+    const mask = (list: unknown) => {
+      let m = 0n;
+      for (const s of (list as (string | number)[]) ?? [])
+        m |= sigmask(typeof s === 'number' ? s : (signalFromName(s) ?? 64));
+      return m;
+    };
+    let r: Result<unknown> = ok();
+    if (b.block) r = yield* sys.rtSigprocmask(SIG_BLOCK, mask(b.block));
+    if (r.ok && b.unblock) r = yield* sys.rtSigprocmask(SIG_UNBLOCK, mask(b.unblock));
+    rec(JSON.stringify(b), r);
+  }
+
+  /** the `setrlimit` step */
+  private *stepSetrlimit({ sys, b, rec }: StepContext): KGen<void> {
+    let r: Result<void> = ok();
+    for (const [res, lim] of Object.entries(rlimitsOf(b))) {
+      r = yield* sys.setrlimit(Number(res), lim);
+      if (!r.ok) break;
+    }
+    rec(JSON.stringify(b), r);
+  }
+
+  /** the `setresuid` step */
+  private *stepSetresuid({ sys, body, rec }: StepContext): KGen<void> {
+    const [ru, eu, su] = Array.isArray(body)
+      ? (body as number[])
+      : [Number(body), Number(body), Number(body)];
+    const r = yield* sys.setresuid(ru!, eu!, su!);
+    rec(JSON.stringify(body), r);
+  }
+
+  /** the `unshare` step */
+  private *stepUnshare({ sys, body, rec }: StepContext): KGen<void> {
+    let flags = 0;
+    for (const n of body as string[]) flags |= NS_FLAGS[n]!;
+    const r = yield* sys.unshare(flags >>> 0);
+    rec((body as string[]).join(','), r);
+  }
+
+  /** the `affinity` step */
+  private *stepAffinity({ sys, body, rec }: StepContext): KGen<void> {
+    const r = yield* sys.schedSetaffinity(0, cpuMask(body as number | string));
+    rec(String(body), r);
+  }
+
+  /** the `write` step */
+  private *stepWrite({ sys, b, aliases, rec }: StepContext): KGen<void> {
+    const r = yield* this.writeFile(sys, aliases, String(b.path), b.value as string | number);
+    rec(`${b.path} ← ${b.value}`, r);
+  }
+
+  /** the `sleep` step */
+  private *stepSleep({ sys, body, rec }: StepContext): KGen<void> {
+    const r = yield* sys.nanosleep(durationNs(body as string | number));
+    rec(String(body), r);
+  }
+
+  /** the `compute` step */
+  private *stepCompute({ sys, proc, action, body, path }: StepContext): KGen<void> {
+    yield* sys.compute(durationNs(body as string | number));
+    this.pushRecord(sys, proc, path, action, String(body), 'ok', undefined);
+  }
+
+  /** the `label` step */
+  private *stepLabel({ sys, proc, action, body, path }: StepContext): KGen<void> {
+    this.pushRecord(sys, proc, path, action, String(body), 'ok', undefined);
+    this.reachLabel(String(body), sys.task);
+  }
+
+  /** the `wait` step */
+  private *stepWait({ sys, body, rec }: StepContext): KGen<void> {
+    const r = yield* this.waitLabel(sys, String(body));
+    rec(String(body), r);
+  }
+
+  /** the `wait4` step */
+  private *stepWait4({ sys, b, aliases, rec }: StepContext): KGen<void> {
+    let opts = 0;
+    for (const o of (b.options as string[]) ?? [])
+      opts |= { WNOHANG, __WALL, __WCLONE, WUNTRACED }[o as 'WNOHANG']!;
+    const pid = b.pid === undefined ? -1 : this.resolveTarget(sys, aliases, b.pid);
+    const r = yield* sys.wait4(pid, opts);
+    rec(`${pid}`, r, r.ok ? r.value.pid : undefined);
+  }
+
+  /** the `eventfd` step */
+  private *stepEventfd({ sys, b, aliases, rec }: StepContext): KGen<void> {
+    const r = yield* sys.eventfd(Number(b.initval ?? 0));
+    if (r.ok) aliases.set(String(b.as), { kind: 'fd', fd: r.value });
+    rec(`as ${b.as}`, r, r.ok ? r.value : undefined);
+  }
+
+  /** the `eventfd-write` step */
+  private *stepEventfdWrite({ sys, b, aliases, rec }: StepContext): KGen<void> {
+    const v = encodeU64(BigInt(Number(b.value ?? 1)));
+    const r = yield* sys.write(this.resolveFd(aliases, b.fd), v);
+    rec(`${b.fd} ${b.value ?? 1}`, r);
+  }
+
+  /** the `vsock-send` step */
+  private *stepVsockSend({ b, rec }: StepContext): KGen<void> {
+    // a host socket's packet to the guest: the transport's send_pkt, in the sender's context
+    const payload = new Uint8Array(Number(b.bytes ?? 8));
+    const r = vhostTransportSendPkt(this.k, vsockHdr({ srcCid: 2n, dstCid: BigInt(Number(b.cid)) }), payload);
+    rec(`cid ${b.cid} ${payload.length} bytes`, r);
+  }
+
+  /** the `freezer` step */
+  private *stepFreezer({ sys, proc, action, body, path }: StepContext): KGen<void> {
+    if (body === 'freeze') freezeProcesses(this.k);
+    else thawProcesses(this.k);
+    this.pushRecord(sys, proc, path, action, String(body), 'ok', undefined);
+    yield Op.Preempt;
+  }
+
+  /** the `loop` step */
+  private *stepLoop({ sys, proc, b, path, aliases }: StepContext): KGen<void> {
+    const inner = this.program(proc, b.steps as Record<string, unknown>[], [...path, 'steps'], aliases);
+    for (let i = 0; i < Number(b.count); i++) yield* inner(sys);
+  }
+
+  /** the `pipe`, `io_uring`, `io_uring_submit`, `io_uring_wait`, `io_uring_register` steps */
+  private *stepPipe({ sys, action, b, aliases, rec }: StepContext): KGen<void> {
+    const ring = (v: unknown) => {
+      const a = aliases.get(String(v));
+      return a?.kind === 'io_uring' ? a.ring : null;
+    };
+    const r = yield* ioUringStep(sys, action, b, ring, (v) => this.resolveFd(aliases, v));
+    for (const [name, a] of r.aliases ?? []) aliases.set(name, a);
+    rec(r.detail, r.result, r.value);
   }
 
   /**
