@@ -16,6 +16,7 @@ import {
   replayChoices,
 } from '../../src/explore/explore.js';
 import {
+  counterexampleLength,
   exportTrace,
   makeReplayFile,
   parseReplayFile,
@@ -220,20 +221,18 @@ describe('lost-wakeup-kicks, parametrised', () => {
       };
       const r = explore(target, { strategy: 'dfs', preemptions: 2 });
       const ex = replayChoices(target, r.counterexample!.choices, { slices: true });
-      // the interleaving as printed: one block per stretch a task ran, boot in the first
-      let switches = 0;
-      let last = '';
-      for (const s of ex.slices!) {
-        if (s.task !== last) switches++;
-        last = s.task;
-      }
       expect(ex.violation?.kind).toBe('deadlock');
-      expect(switches).toBe(8 + N);
-      expect(switches).toBeLessThanOrEqual(6 + N + 2 * N * K);
-      // decision points and scheduler slices, as the scenario's description counts them
-      expect(r.counterexample!.choices.length).toBe(8 + 2 * N + N * K);
+      // task switches: the blocks of the printed interleaving
+      const length = counterexampleLength(ex);
+      expect(length.switches).toBe(8 + N);
+      expect(length.switches).toBeLessThanOrEqual(6 + N + 2 * N * K);
+      // decision points (one off the default schedule: the last) and scheduler slices, as the
+      // scenario's description counts them
+      expect(length.decisions).toBe(8 + 2 * N + N * K);
+      expect(r.counterexample!.choices.length).toBe(length.decisions);
+      expect(length.deviations).toBe(1);
       expect(r.counterexample!.choices.slice(0, -1).every((v) => v === 0)).toBe(true);
-      expect(ex.steps).toBe(20 + 2 * N + N * K);
+      expect(length.slices).toBe(20 + 2 * N + N * K);
     },
   );
 

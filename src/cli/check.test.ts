@@ -43,6 +43,9 @@ describe('vhostsim check', { timeout: 60_000 }, () => {
     expect(found.out).toContain('counterexample found after 2 executions');
     expect(found.out).toContain('deadlock: qemu-3 waits on completion vhost_task.exited');
     expect(found.out).toContain('choices (7, shrunk from 7 in 3 runs, 0.00 s): [0, 0, 0, 0, 0, 0, 1]');
+    expect(found.out).toContain(
+      'length: 7 decision points (1 off the default schedule), 17 scheduler slices, 8 task switches',
+    );
     expect(found.out).toContain('← choice #6: preempts vhost-3-4');
     const rf = JSON.parse(readFileSync(replayFile, 'utf8'));
     expect(rf).toMatchObject({
@@ -95,6 +98,11 @@ describe('vhostsim check', { timeout: 60_000 }, () => {
       bounds: { runs: 50, seed: 1, faults: [] },
       counterexample: { violation: { kind: 'deadlock' } },
     });
+    // the length of the shrunk counterexample, in every unit
+    const len = j.counterexample.length;
+    expect(len.decisions).toBeGreaterThanOrEqual(j.counterexample.choices.length);
+    expect(len.deviations).toBeGreaterThanOrEqual(1);
+    expect(len.switches).toBeLessThanOrEqual(len.slices);
     const clean = JSON.parse(run(['check', LOST, '--profile', 'linux-6.4', '--json']).out);
     expect(clean).toMatchObject({ verdict: 'ok', complete: true, executions: 115 });
   });

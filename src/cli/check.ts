@@ -23,6 +23,8 @@ import {
   type Strategy,
 } from '../explore/explore.js';
 import {
+  type CounterexampleLength,
+  counterexampleLength,
   exportTrace,
   FAULT_KINDS,
   type FaultKind,
@@ -161,6 +163,8 @@ interface CheckOutcome {
     shrinkRuns: number;
     shrinkMs: number;
     replayFile?: string;
+    /** the shrunk counterexample's length, replayed */
+    length: CounterexampleLength;
     interleaving: string[];
   };
   shard?: ShardReport;
@@ -213,6 +217,7 @@ function printOutcome(io: Io, x: CheckOutcome, json: boolean): void {
       formatViolation(cx.violation),
       '',
       `choices (${cx.choices.length}, shrunk from ${cx.found.length} in ${cx.shrinkRuns} runs, ${(cx.shrinkMs / 1000).toFixed(2)} s): [${cx.choices.join(', ')}]`,
+      `length: ${cx.length.decisions} decision points (${cx.length.deviations} off the default schedule), ${cx.length.slices} scheduler slices, ${cx.length.switches} task switches`,
       '',
       'interleaving:',
       cx.interleaving.join('\n'),
@@ -529,6 +534,7 @@ export function registerCheck(program: Command, ctx: CommandContext): void {
           foundAt: cx.foundAt,
           shrinkRuns: cx.shrinkRuns,
           shrinkMs: cx.shrinkMs,
+          length: counterexampleLength(replayed.execution),
           interleaving: formatInterleaving(replayed.execution).trimEnd().split('\n'),
         };
         // saved where --output says, else (not for a shard: --merge saves the search's) in the

@@ -250,3 +250,29 @@ export function formatInterleaving(ex: Execution, o: { maxEventsPerBlock?: numbe
   if (ex.violation) out.push(`==> ${ex.violation.kind}: ${ex.violation.message}`);
   return `${out.join('\n')}\n`;
 }
+
+/** How long a counterexample is, in the units one may compare it in. */
+export interface CounterexampleLength {
+  /** decision points asked of Choices (the length of its answer list) */
+  readonly decisions: number;
+  /** answers off the non-preemptive default: preemptions, timer orders, injected faults */
+  readonly deviations: number;
+  /** scheduler slices after boot */
+  readonly slices: number;
+  /** task switches: the blocks of the printed interleaving (boot is in the first) */
+  readonly switches: number;
+}
+
+/** The length of an execution replayed with slices (see formatInterleaving). */
+export function counterexampleLength(ex: Execution): CounterexampleLength {
+  let deviations = 0;
+  for (const p of ex.log)
+    if (p.kind === 'sched' ? p.prev >= 0 && p.value !== p.prev : p.value !== 0) deviations++;
+  let switches = 0;
+  let last: string | null = null;
+  for (const s of ex.slices ?? []) {
+    if (s.task !== last) switches++;
+    last = s.task;
+  }
+  return { decisions: ex.log.length, deviations, slices: ex.steps, switches };
+}
