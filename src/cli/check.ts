@@ -163,8 +163,8 @@ interface CheckOutcome {
     shrinkRuns: number;
     shrinkMs: number;
     replayFile?: string;
-    /** the shrunk counterexample's length, replayed */
-    length: CounterexampleLength;
+    /** the shrunk counterexample's length, replayed (absent in summaries of older versions) */
+    length?: CounterexampleLength;
     interleaving: string[];
   };
   shard?: ShardReport;
@@ -217,7 +217,11 @@ function printOutcome(io: Io, x: CheckOutcome, json: boolean): void {
       formatViolation(cx.violation),
       '',
       `choices (${cx.choices.length}, shrunk from ${cx.found.length} in ${cx.shrinkRuns} runs, ${(cx.shrinkMs / 1000).toFixed(2)} s): [${cx.choices.join(', ')}]`,
-      `length: ${cx.length.decisions} decision points (${cx.length.deviations} off the default schedule), ${cx.length.slices} scheduler slices, ${cx.length.switches} task switches`,
+      ...(cx.length
+        ? [
+            `length: ${cx.length.decisions} decision points (${cx.length.deviations} off the default schedule), ${cx.length.slices} scheduler slices, ${cx.length.switches} task switches`,
+          ]
+        : []),
       '',
       'interleaving:',
       cx.interleaving.join('\n'),
