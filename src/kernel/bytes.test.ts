@@ -1,13 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { getU32, getU64, putU32, putU64 } from './bytes.js';
-
-/** the same store through a DataView, the reference */
-function viaDataView(size: number, fill: (d: DataView) => void): Uint8Array {
-  const ab = new ArrayBuffer(size);
-  fill(new DataView(ab));
-  return new Uint8Array(ab);
-}
+import { viaDataView } from './testing.js';
 
 describe('little-endian loads and stores', () => {
   it('putU32 stores the bytes DataView.setUint32 stores, for any number (ToUint32)', () => {

@@ -76,3 +76,10 @@ export function tasksNamed(k: Kernel, comm: string | RegExp): Task[] {
     typeof comm === 'string' ? t.comm === comm : comm.test(t.comm),
   );
 }
+
+/** bytes stored through a DataView: the reference the byte-by-byte codecs are tested against */
+export function viaDataView(size: number, fill: (d: DataView) => void): Uint8Array {
+  const ab = new ArrayBuffer(size);
+  fill(new DataView(ab));
+  return new Uint8Array(ab);
+}

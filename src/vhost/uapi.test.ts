@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { viaDataView } from '../kernel/testing.js';
 import {
   encodeMemory,
   encodeU32,
@@ -11,13 +12,6 @@ import {
   SIZEOF_VHOST_MEMORY_REGION,
   SIZEOF_VHOST_VRING_ADDR,
 } from './uapi.js';
-
-/** the same store through a DataView, the reference */
-function viaDataView(size: number, fill: (d: DataView) => void): Uint8Array {
-  const ab = new ArrayBuffer(size);
-  fill(new DataView(ab));
-  return new Uint8Array(ab);
-}
 
 describe('uapi encoders', () => {
   it('the ioctl argument encoders lay out the kernel structs (vhost_vring_file with fd -1, vhost_vring_addr, vhost_memory)', () => {
