@@ -17,6 +17,7 @@ import {
   violationSignature,
 } from './execute.js';
 import { replayChoices } from './explore.js';
+import { defaultAnswer } from './units.js';
 
 /** The fault kinds of `check --faults`: allocation failures and signal arrivals. */
 export const FAULT_KINDS = ['alloc', 'signals'] as const;
@@ -255,7 +256,10 @@ export function formatInterleaving(ex: Execution, o: { maxEventsPerBlock?: numbe
 export interface CounterexampleLength {
   /** decision points asked of Choices (the length of its answer list) */
   readonly decisions: number;
-  /** answers off the non-preemptive default: preemptions, timer orders, injected faults */
+  /**
+   * answers other than the non-preemptive default (defaultAnswer: the task that ran last while
+   * it is runnable, else the first candidate; the first timer; no fault)
+   */
   readonly deviations: number;
   /** scheduler slices after boot */
   readonly slices: number;
@@ -266,8 +270,7 @@ export interface CounterexampleLength {
 /** The length of an execution replayed with slices (see formatInterleaving). */
 export function counterexampleLength(ex: Execution): CounterexampleLength {
   let deviations = 0;
-  for (const p of ex.log)
-    if (p.kind === 'sched' ? p.prev >= 0 && p.value !== p.prev : p.value !== 0) deviations++;
+  for (const p of ex.log) if (p.value !== defaultAnswer(p)) deviations++;
   let switches = 0;
   let last: string | null = null;
   for (const s of ex.slices ?? []) {
