@@ -35,9 +35,9 @@ import {
   type Execution,
   ExecutionChoices,
   execute,
+  shrinkSignature,
   type Target,
   type Violation,
-  violationSignature,
 } from './execute.js';
 import { tuneHeapForExplorer } from './heap.js';
 import { runUnitsInWorkers } from './pool.js';
@@ -288,12 +288,12 @@ export function explore(target: Target, o: ExploreOptions = {}): ExploreResult {
   let choices = stripZeros(f.choices);
   let shrinkRuns = 0;
   if (o.shrink ?? true) {
-    const sig = violationSignature(f.violation);
+    const sig = shrinkSignature(f.violation);
     const s = shrinkChoices(
       choices,
       (c) => {
         const ex = replayChoices(target, c);
-        return ex.violation !== null && violationSignature(ex.violation) === sig;
+        return ex.violation !== null && shrinkSignature(ex.violation) === sig;
       },
       { maxRuns: o.shrinkRuns ?? 2000 },
     );

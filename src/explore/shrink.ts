@@ -1,7 +1,7 @@
 /**
  * Shrinking a failing choice sequence (delta debugging over the answers, as Hypothesis shrinks
- * its choice sequences): cut suffixes, remove chunks of decreasing size, then lower answers
- * (to 0 first, else by one), keeping a candidate only when it still fails the same way and is
+ * its choice sequences): cut suffixes, remove chunks of decreasing size, move each non-zero
+ * answer earlier, then lower answers (to 0 first, else by one), keeping a candidate only when it still fails the same way and is
  * strictly smaller: shorter, or as long with a smaller sum. Answers past the end of a sequence
  * are 0 (ReplayChoices), so trailing zeros are dropped and the result is never longer than the
  * input.
@@ -84,7 +84,18 @@ export function shrinkChoices(
         if (attempt([...cur.slice(0, start), ...cur.slice(start + size)])) changed = true;
       }
     }
-    // 3. lower each answer: to 0, else by one
+    // 3. move each non-zero answer earlier: drop the answers before it, from the earliest on
+    //    (the chunk sizes of 2. halve, so they miss most of these cuts)
+    for (let i = cur.length - 1; i > 0 && runs < maxRuns; i--) {
+      if (i >= cur.length || cur[i] === 0) continue;
+      for (let j = 0; j < i && runs < maxRuns; j++) {
+        if (attempt([...cur.slice(0, j), ...cur.slice(i)])) {
+          changed = true;
+          break;
+        }
+      }
+    }
+    // 4. lower each answer: to 0, else by one
     for (let i = cur.length - 1; i >= 0 && runs < maxRuns; i--) {
       const v = cur[i];
       if (v === undefined || v === 0) continue;
