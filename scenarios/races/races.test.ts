@@ -13,7 +13,7 @@ import {
   type ExploreOptions,
   type ExploreResult,
   explore,
-  replayChoices,
+  replayDeviations,
 } from '../../src/explore/explore.js';
 import {
   counterexampleLength,
@@ -148,7 +148,7 @@ for (const c of CASES) {
       const cx = r.counterexample!;
       expect(cx.violation.kind).toBe(c.kind);
       expect(cx.violation.message).toMatch(c.message);
-      expect(cx.choices.length).toBeLessThanOrEqual(cx.found.length);
+      expect(cx.deviations.length).toBeLessThanOrEqual(cx.foundLength);
       expect(description).toContain(`${c.buggy}, found after ${cx.foundAt} execution`);
     });
 
@@ -160,7 +160,7 @@ for (const c of CASES) {
         scenarioPath: pathOf(c.file),
         replayPath: join(DIR, 'cx.json'),
         target: bug,
-        choices: cx.choices,
+        deviations: cx.deviations,
         violation: cx.violation,
       });
       const parsed = parseReplayFile(JSON.stringify(file), join(DIR, 'cx.json'));
@@ -199,16 +199,16 @@ describe('lost-wakeup-kicks, parametrised', () => {
         profile: 'linux-6.4-rc5',
       };
       const r = explore(target, { strategy: 'dfs', preemptions: 2 });
-      const ex = replayChoices(target, r.counterexample!.choices, { slices: true });
+      const ex = replayDeviations(target, r.counterexample!.deviations, { slices: true });
       // the release's flush hangs: its wake-up reached the worker inside the window
       expect(ex.violation?.message).toBe('qemu-3 waits on completion vhost_flush_struct.wait_event');
       const length = counterexampleLength(ex);
       // decision points: one off the default schedule, the last
       expect(length.decisions).toBe(6 + 2 * N + N * K);
       expect(length.decisions).toBeLessThanOrEqual(6 + N + 2 * N * K);
-      expect(r.counterexample!.choices.length).toBe(length.decisions);
+      expect(r.counterexample!.deviations.length).toBe(length.decisions);
       expect(length.deviations).toBe(1);
-      expect(r.counterexample!.choices.slice(0, -1).every((v) => v === 0)).toBe(true);
+      expect(r.counterexample!.deviations.slice(0, -1).every((v) => v === 0)).toBe(true);
       // task switches (the blocks of the printed interleaving) and scheduler slices, as the
       // scenario's description counts them
       expect(length.switches).toBe(6 + N);

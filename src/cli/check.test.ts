@@ -42,16 +42,19 @@ describe('vhostsim check', { timeout: 60_000 }, () => {
     expect(found.code).toBe(1);
     expect(found.out).toContain('counterexample found after 2 executions');
     expect(found.out).toContain('deadlock: qemu-3 waits on completion vhost_flush_struct.wait_event');
-    expect(found.out).toContain('choices (5, shrunk from 7 in 7 runs, 0.00 s): [0, 0, 0, 0, 1]');
     expect(found.out).toContain(
-      'length: 5 decision points (1 off the default schedule), 13 scheduler slices, 6 task switches',
+      'choices (3, shrunk from 7 in 6 runs, 0.00 s; 0 = the default schedule): [0, 0, 1]',
     );
-    expect(found.out).toContain('← choice #4: preempts vhost-3-4');
+    expect(found.out).toContain(
+      'length: 4 decision points (1 off the default schedule), 9 scheduler slices, 4 task switches',
+    );
+    expect(found.out).toContain('← choice #2: preempts vhost-3-4');
     const rf = JSON.parse(readFileSync(replayFile, 'utf8'));
     expect(rf).toMatchObject({
       format: 'vhostsim-replay',
       profile: 'linux-6.4-rc5',
-      choices: [0, 0, 0, 0, 1],
+      version: 2,
+      deviations: [0, 0, 1],
       violation: { kind: 'deadlock' },
     });
   });
@@ -64,7 +67,8 @@ describe('vhostsim check', { timeout: 60_000 }, () => {
     expect(JSON.parse(readFileSync(saved, 'utf8'))).toMatchObject({
       format: 'vhostsim-replay',
       profile: 'linux-6.4-rc5',
-      choices: [0, 0, 0, 0, 1],
+      version: 2,
+      deviations: [0, 0, 1],
     });
     expect(run(['replay', saved]).code).toBe(1);
   });
@@ -100,7 +104,8 @@ describe('vhostsim check', { timeout: 60_000 }, () => {
     });
     // the length of the shrunk counterexample, in every unit
     const len = j.counterexample.length;
-    expect(len.decisions).toBeGreaterThanOrEqual(j.counterexample.choices.length);
+    expect(len.decisions).toBeGreaterThanOrEqual(j.counterexample.deviations.length);
+    expect(len.deviations).toBeLessThanOrEqual(j.counterexample.deviations.length);
     expect(len.deviations).toBeGreaterThanOrEqual(1);
     expect(len.switches).toBeLessThanOrEqual(len.slices);
     const clean = JSON.parse(run(['check', LOST, '--profile', 'linux-6.4', '--json']).out);
@@ -207,7 +212,7 @@ describe('vhostsim check', { timeout: 60_000 }, () => {
     const merged = run(['check', '--merge', ...files, '--output', out]);
     expect(merged.code).toBe(1);
     expect(merged.out).toContain('counterexample found after 2 executions');
-    expect(JSON.parse(readFileSync(out, 'utf8'))).toMatchObject({ choices: [0, 0, 0, 0, 1] });
+    expect(JSON.parse(readFileSync(out, 'utf8'))).toMatchObject({ deviations: [0, 0, 1] });
     expect(run(['replay', out]).out).toContain('reproduced: deadlock');
   });
 
@@ -230,6 +235,21 @@ describe('vhostsim check', { timeout: 60_000 }, () => {
     expect(run(['check', '--merge', a, plain]).err).toContain(
       'not the --json summary of a check --shard run',
     );
+    // summaries of an older vhostsim, whose counterexamples listed raw choices
+    const olds = [1, 2].map((i) => {
+      const x = JSON.parse(readFileSync(shard('linux-6.4-rc5', i, 2), 'utf8'));
+      if (x.counterexample) {
+        const { deviations, foundLength: _f, ...cx } = x.counterexample;
+        x.counterexample = { ...cx, choices: deviations };
+      }
+      const f = join(dir, `old-shard-${i}.json`);
+      writeFileSync(f, JSON.stringify(x));
+      return { f, found: x.counterexample !== undefined };
+    });
+    expect(olds.some((o) => o.found)).toBe(true);
+    const refused = run(['check', '--merge', ...olds.map((o) => o.f)]);
+    expect(refused.code).toBe(2);
+    expect(refused.err).toContain('written by an older vhostsim');
     expect(run(['check', LOST, '--profile', 'linux-6.4', '--shard', '3/2']).code).toBe(2);
     expect(run(['check', LOST, '--profile', 'linux-6.4', '--workers', '0']).code).toBe(2);
   });
@@ -263,6 +283,28 @@ describe('vhostsim check', { timeout: 60_000 }, () => {
     writeFileSync(bad, '{"format":"something"}');
     expect(run(['replay', bad]).code).toBe(2);
     expect(run(['replay', join(dir, 'nope.json')]).code).toBe(2);
+    const { deviations: _d, ...noDeviations } = rf;
+    writeFileSync(bad, JSON.stringify(noDeviations));
+    const missing = run(['replay', bad]);
+    expect(missing.code).toBe(2);
+    expect(missing.err).toContain('"deviations" must be a list of non-negative integers');
+  });
+
+  it('replay still reads version 1 files, whose choices are candidate indices (0 past the end)', () => {
+    const { deviations: _d, ...rf } = JSON.parse(readFileSync(replayFile, 'utf8'));
+    expect(rf.version).toBe(2);
+    // the execution as the search found it, in the answers version 1 saved
+    const v1 = join(dir, 'v1.json');
+    const violation = {
+      kind: 'deadlock',
+      message: 'qemu-3 waits on completion vhost_task.exited',
+      details: [],
+    };
+    writeFileSync(v1, JSON.stringify({ ...rf, version: 1, choices: rf.search.found, violation }));
+    const r = run(['replay', v1]);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain(`replay of lost-wakeup on linux-6.4-rc5, ${rf.search.found.length} choices`);
+    expect(r.out).toContain('reproduced: deadlock: qemu-3 waits on completion vhost_task.exited');
   });
 });
 

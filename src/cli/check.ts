@@ -23,6 +23,7 @@ import {
   type Strategy,
 } from '../explore/explore.js';
 import {
+  answerCount,
   type CounterexampleLength,
   counterexampleLength,
   exportTrace,
@@ -157,8 +158,11 @@ interface CheckOutcome {
   elapsedMs: number;
   counterexample?: {
     violation: Violation;
-    choices: number[];
+    /** deviations from the default schedule (Counterexample.deviations) */
+    deviations: number[];
     found: number[];
+    /** the found execution's deviations, counted alike */
+    foundLength: number;
     foundAt: number;
     shrinkRuns: number;
     shrinkMs: number;
@@ -216,7 +220,7 @@ function printOutcome(io: Io, x: CheckOutcome, json: boolean): void {
       '',
       formatViolation(cx.violation),
       '',
-      `choices (${cx.choices.length}, shrunk from ${cx.found.length} in ${cx.shrinkRuns} runs, ${(cx.shrinkMs / 1000).toFixed(2)} s): [${cx.choices.join(', ')}]`,
+      `choices (${cx.deviations.length}, shrunk from ${cx.foundLength} in ${cx.shrinkRuns} runs, ${(cx.shrinkMs / 1000).toFixed(2)} s; 0 = the default schedule): [${cx.deviations.join(', ')}]`,
       ...(cx.length
         ? [
             `length: ${cx.length.decisions} decision points (${cx.length.deviations} off the default schedule), ${cx.length.slices} scheduler slices, ${cx.length.switches} task switches`,
@@ -271,7 +275,7 @@ function saveReplay(
     scenarioPath: file,
     replayPath: output,
     target,
-    choices: cx.choices,
+    deviations: cx.deviations,
     violation: cx.violation,
     search: {
       strategy: x.strategy,
@@ -338,6 +342,10 @@ function mergeSummaries(paths: readonly string[]): CheckOutcome {
     const cx = owner.x.counterexample;
     if (!cx || !same(cx.found, m.found.choices))
       throw new CliError(`vhostsim: ${owner.path}: its counterexample is not the one its units report`);
+    if (!Array.isArray(cx.deviations))
+      throw new CliError(
+        `vhostsim: ${owner.path}: written by an older vhostsim (its counterexample lists raw choices): run every shard with this version`,
+      );
     const { replayFile: _saved, ...rest } = cx;
     counterexample = { ...rest, foundAt: m.found.foundAt };
   }
@@ -530,11 +538,12 @@ export function registerCheck(program: Command, ctx: CommandContext): void {
       };
       const cx = r.counterexample;
       if (cx) {
-        const replayed = replay(target, { choices: cx.choices, violation: cx.violation });
+        const replayed = replay(target, cx);
         x.counterexample = {
           violation: cx.violation,
-          choices: cx.choices,
+          deviations: cx.deviations,
           found: cx.found,
+          foundLength: cx.foundLength,
           foundAt: cx.foundAt,
           shrinkRuns: cx.shrinkRuns,
           shrinkMs: cx.shrinkMs,
@@ -582,10 +591,10 @@ export function registerCheck(program: Command, ctx: CommandContext): void {
           scenario: rf.name,
           profile: rf.profile,
           seed: rf.seed,
-          choices: rf.choices,
+          ...(rf.deviations ? { deviations: rf.deviations } : { choices: rf.choices }),
         });
       else
-        text = `replay of ${rf.name} on ${rf.profile}, ${rf.choices.length} choices\n\n${formatInterleaving(execution)}`;
+        text = `replay of ${rf.name} on ${rf.profile}, ${answerCount(rf)} choices\n\n${formatInterleaving(execution)}`;
       if (opts.output !== undefined) writeFileAtomic(opts.output, text);
       else io.out(text);
       const summary = reproduced

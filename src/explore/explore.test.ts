@@ -19,14 +19,23 @@ import {
   type ExploreResult,
   explore,
   mergeShards,
+  relativeAnswers,
   replayChoices,
+  replayDeviations,
   ShardMergeError,
   type ShardReport,
 } from './explore.js';
 import { runUnitsInWorkers } from './pool.js';
 import { exportTrace, formatInterleaving, makeReplayFile, parseReplayFile, replay } from './replay.js';
 import { shrinkChoices } from './shrink.js';
-import { combineUnits, ExecutionBuffers, runUnit, type SearchConfig, type UnitSpec } from './units.js';
+import {
+  combineUnits,
+  defaultAnswer,
+  ExecutionBuffers,
+  runUnit,
+  type SearchConfig,
+  type UnitSpec,
+} from './units.js';
 
 const scenarioPath = (name: string) =>
   fileURLToPath(new URL(`../../scenarios/races/${name}.yaml`, import.meta.url));
@@ -34,6 +43,7 @@ const LOST = loadScenario(scenarioPath('lost-wakeup'));
 const TRAFFIC = loadScenario(scenarioPath('lost-wakeup-traffic'));
 const rc5: Target = { scenario: LOST, profile: 'linux-6.4-rc5' };
 const fixed: Target = { scenario: LOST, profile: 'linux-6.4' };
+const TRAFFIC_FIXED: Target = { scenario: TRAFFIC, profile: 'linux-6.4' };
 
 /** the result without its wall-clock time */
 const timeless = (r: ExploreResult) => ({
@@ -58,14 +68,15 @@ describe('the 6.4-rc5 lost wake-up, found by the explorer', () => {
   });
 
   it('shrinking keeps the releaser hung and moves the lost wake-up to the earlier wait: its flush', () => {
-    expect(cx.choices.length).toBeLessThan(cx.found.length);
-    expect(cx.choices.at(-1)).not.toBe(0);
-    const again = replayChoices(rc5, cx.choices);
+    expect(cx.deviations.length).toBeLessThan(cx.foundLength);
+    expect(cx.foundLength).toBe(cx.found.length);
+    expect(cx.deviations.at(-1)).not.toBe(0);
+    const again = replayDeviations(rc5, cx.deviations);
     expect(violationSignature(again.violation!)).toBe(violationSignature(cx.violation));
     expect(cx.violation.message).toBe('qemu-3 waits on completion vhost_flush_struct.wait_event');
     expect(shrinkSignature(cx.violation)).toBe(shrinkSignature(replayChoices(rc5, cx.found).violation!));
     // exactly one non-default answer: the releaser preempts the worker in its window
-    expect(cx.choices.filter((c) => c !== 0)).toEqual([1]);
+    expect(cx.deviations.filter((c) => c !== 0)).toEqual([1]);
   });
 
   it('replays byte-identically, also through the replay file', () => {
@@ -81,7 +92,7 @@ describe('the 6.4-rc5 lost wake-up, found by the explorer', () => {
     const file = makeReplayFile({
       scenarioPath: scenarioPath('lost-wakeup'),
       target: rc5,
-      choices: cx.choices,
+      deviations: cx.deviations,
       violation: cx.violation,
     });
     const parsed = parseReplayFile(JSON.stringify(file), 'cx.json');
@@ -100,8 +111,8 @@ describe('the 6.4-rc5 lost wake-up, found by the explorer', () => {
   });
 
   it('tracing does not change the run: the same choices are asked with the trace off and on', () => {
-    const off = replayChoices(rc5, cx.choices);
-    const on = replayChoices(rc5, cx.choices, { trace: true });
+    const off = replayDeviations(rc5, cx.deviations);
+    const on = replayDeviations(rc5, cx.deviations, { trace: true });
     expect(on.log).toEqual(off.log);
     expect(on.steps).toBe(off.steps);
   });
@@ -109,7 +120,7 @@ describe('the 6.4-rc5 lost wake-up, found by the explorer', () => {
   it('prints the interleaving: the preemption that loses the wake-up, and who is left waiting', () => {
     const text = formatInterleaving(replay(rc5, cx).execution);
     expect(text).toContain(
-      'qemu-3 (then D on completion vhost_flush_struct.wait_event)   ← choice #4: preempts vhost-3-4',
+      'qemu-3 (then D on completion vhost_flush_struct.wait_event)   ← choice #2: preempts vhost-3-4',
     );
     expect(text.trimEnd().split('\n').at(-1)).toBe(
       '==> deadlock: qemu-3 waits on completion vhost_flush_struct.wait_event',
@@ -192,6 +203,33 @@ describe('determinism', () => {
   });
 });
 
+describe('deviations from the default schedule', () => {
+  it('the non-preemptive execution has none', () => {
+    const ex = execute(TRAFFIC_FIXED, new ExecutionChoices((_i, p) => defaultAnswer(p)));
+    expect(ex.log.length).toBeGreaterThan(10);
+    expect(relativeAnswers(ex.log)).toEqual([]);
+  });
+
+  it('an execution replays exactly from its deviations, whatever its answers', () => {
+    for (const target of [rc5, fixed, TRAFFIC_FIXED])
+      for (const seed of [1, 2, 3, 4, 5]) {
+        const rng = mulberry32(seed);
+        const ex = execute(target, new ExecutionChoices((_i, p) => rng() % p.n));
+        const again = replayDeviations(target, relativeAnswers(ex.log));
+        expect(again.log.map((c) => c.value)).toEqual(ex.log.map((c) => c.value));
+        expect(again.steps).toBe(ex.steps);
+      }
+  });
+
+  it('a random counterexample shrinks to the one preemption dfs needs', () => {
+    const p = explore(rc5, { strategy: 'random', seed: 1, runs: 500 });
+    const d = explore(rc5, { strategy: 'dfs' });
+    expect(p.counterexample!.deviations.filter((v) => v !== 0)).toEqual([1]);
+    expect(p.counterexample!.deviations).toEqual(d.counterexample!.deviations);
+    expect(p.counterexample!.foundLength).toBeGreaterThan(p.counterexample!.deviations.length);
+  });
+});
+
 describe('violations', () => {
   it('bounded liveness: a run that needs more slices than the budget is a violation', () => {
     const r = explore({ ...fixed, maxSteps: 5 }, { strategy: 'dfs' });
@@ -204,7 +242,7 @@ describe('violations', () => {
     const r = explore({ ...fixed, faultAlloc: true }, { strategy: 'dfs', preemptions: 0 });
     expect(r.counterexample?.violation.kind).toBe('expectation');
     expect(r.counterexample!.violation.message).toContain('VHOST_SET_OWNER returned ENOMEM, expected ok');
-    const log = replayChoices({ ...fixed, faultAlloc: true }, r.counterexample!.choices).log;
+    const log = replayDeviations({ ...fixed, faultAlloc: true }, r.counterexample!.deviations).log;
     expect(log.some((c) => c.kind === 'fault-alloc' && c.value === 1)).toBe(true);
   });
 });
@@ -255,7 +293,7 @@ describe('workers and shards: the same search, cut up', { timeout: 60_000 }, () 
         // the shard that owns it found, and shrank, the same counterexample
         const owner = parts[merged.found!.shard - 1]!.counterexample!;
         expect(owner.found).toEqual(w.counterexample.found);
-        expect(owner.choices).toEqual(w.counterexample.choices);
+        expect(owner.deviations).toEqual(w.counterexample.deviations);
       } else expect(merged.found).toBeUndefined();
     }
   });
@@ -290,7 +328,7 @@ describe('workers and shards: the same search, cut up', { timeout: 60_000 }, () 
       expect(all.executions).toBeGreaterThan(first.executions);
       expect(all.states).toBeGreaterThan(first.states);
       expect(all.counterexample!.foundAt).toBe(first.counterexample!.foundAt);
-      expect(all.counterexample!.choices).toEqual(first.counterexample!.choices);
+      expect(all.counterexample!.deviations).toEqual(first.counterexample!.deviations);
       expect(same(explore(rc5, { ...o, keepGoing: true, workers: 2 }))).toEqual(same(all));
     }
   });
@@ -398,6 +436,11 @@ describe('shrinkChoices', () => {
       ...Array<number>(10).fill(0),
       1,
     ]);
+  });
+
+  it('tries the last non-zero answer alone, when the others only fail together', () => {
+    const pred = (c: number[]) => c.join() === '1,1,1,0,1' || c.join() === '0,0,1';
+    expect(shrinkChoices([1, 1, 1, 0, 1], pred).choices).toEqual([0, 0, 1]);
   });
 
   it('never grows the sequence, and the result still fails', () => {

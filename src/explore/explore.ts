@@ -31,6 +31,7 @@
  * executions, states, depth, counterexample — is the same as running it in one thread.
  */
 import {
+  type ChoicePoint,
   DEFAULT_MAX_STEPS,
   type Execution,
   ExecutionChoices,
@@ -45,6 +46,7 @@ import { shrinkChoices } from './shrink.js';
 import {
   type Combined,
   combineUnits,
+  defaultAnswer,
   ExecutionBuffers,
   estimatePctK,
   planUnits,
@@ -104,10 +106,16 @@ export interface ExploreProgress {
 }
 
 export interface Counterexample {
-  /** the shrunk answers (ReplayChoices semantics: past the end, every answer is 0) */
-  readonly choices: number[];
-  /** the answers of the execution as found, before shrinking */
+  /**
+   * the shrunk counterexample, as deviations from the default schedule (relativeAnswers): at
+   * decision i, 0 is the default answer and k the k-th candidate after it; past the end, every
+   * answer is the default (replayDeviations)
+   */
+  readonly deviations: number[];
+  /** the answers of the execution as found, before shrinking (ReplayChoices semantics) */
   readonly found: number[];
+  /** the found execution's deviations from the default schedule, counted as `deviations` is */
+  readonly foundLength: number;
   readonly violation: Violation;
   /** how many executions the search needed to find it (1-based) */
   readonly foundAt: number;
@@ -285,30 +293,35 @@ export function explore(target: Target, o: ExploreOptions = {}): ExploreResult {
     return { ...base, verdict: 'ok', complete: strategy === 'dfs' && combined.complete };
   }
   const s0 = now();
-  let choices = stripZeros(f.choices);
+  // shrunk as deviations from the default schedule: cutting and lowering answers towards 0
+  // removes preemptions and faults (on raw answers, 0 is whichever task is first in the run
+  // queue, and lowering an answer to it adds task switches)
+  const foundDeviations = relativeAnswers(replayChoices(target, f.choices).log);
+  let deviations = foundDeviations;
   let shrinkRuns = 0;
   if (o.shrink ?? true) {
     const sig = shrinkSignature(f.violation);
     const s = shrinkChoices(
-      choices,
+      foundDeviations,
       (c) => {
-        const ex = replayChoices(target, c);
+        const ex = replayDeviations(target, c);
         return ex.violation !== null && shrinkSignature(ex.violation) === sig;
       },
       { maxRuns: o.shrinkRuns ?? 2000 },
     );
-    choices = s.choices;
+    deviations = s.choices;
     shrinkRuns = s.runs;
   }
-  const final = replayChoices(target, choices);
+  const final = replayDeviations(target, deviations);
   finalProgress();
   return {
     ...base,
     verdict: 'violation',
     complete: false,
     counterexample: {
-      choices,
+      deviations,
       found: f.choices,
+      foundLength: foundDeviations.length,
       violation: final.violation ?? f.violation,
       foundAt: f.foundAt,
       shrinkRuns,
@@ -398,6 +411,31 @@ export function mergeShards(strategy: Strategy, reports: readonly ShardReport[],
         }
       : {}),
   };
+}
+
+/**
+ * An execution's answers as deviations from the default schedule: at each decision, how many
+ * candidates past defaultAnswer() (the task that ran last while it is runnable, else the first;
+ * no fault) the answer is, cyclically. 0 is the non-preemptive choice, so a shrinker that cuts
+ * and lowers answers towards 0 removes preemptions and faults, where on the raw answers it
+ * would move them to whichever task is first in the run queue.
+ */
+export function relativeAnswers(log: readonly ChoicePoint[]): number[] {
+  return stripZeros(log.map((p) => (p.value - defaultAnswer(p) + p.n) % p.n));
+}
+
+/** The answer function of relative answers `rel` (see relativeAnswers): past the end, the default. */
+export function fromRelative(rel: readonly number[]): (i: number, p: Omit<ChoicePoint, 'value'>) => number {
+  return (i, p) => ((rel[i] ?? 0) + defaultAnswer(p)) % p.n;
+}
+
+/** Re-run `target` with answers given as deviations from the default schedule (relativeAnswers). */
+export function replayDeviations(
+  target: Target,
+  deviations: readonly number[],
+  o: { trace?: boolean; slices?: boolean } = {},
+): Execution {
+  return execute(target, new ExecutionChoices(fromRelative(deviations), o.slices ?? false), o);
 }
 
 /** Drop trailing zeros: ReplayChoices answers 0 past the end anyway. */

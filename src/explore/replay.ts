@@ -16,7 +16,7 @@ import {
   type ViolationKind,
   violationSignature,
 } from './execute.js';
-import { replayChoices } from './explore.js';
+import { replayChoices, replayDeviations } from './explore.js';
 import { defaultAnswer } from './units.js';
 
 /** The fault kinds of `check --faults`: allocation failures and signal arrivals. */
@@ -33,12 +33,16 @@ export function faultsOf(t: Pick<Target, 'faultAlloc' | 'faultSignals'>): FaultK
   return FAULT_KINDS.filter((f) => (f === 'alloc' ? t.faultAlloc : t.faultSignals));
 }
 export const REPLAY_FORMAT = 'vhostsim-replay';
-export const REPLAY_VERSION = 1;
+/**
+ * 2: the answers are `deviations` from the default schedule (replayDeviations); 1 (still
+ * read): raw candidate indices in `choices`, 0 past the end (replayChoices)
+ */
+export const REPLAY_VERSION = 2;
 
 /** The replay file (JSON). */
 export interface ReplayFile {
   format: typeof REPLAY_FORMAT;
-  version: typeof REPLAY_VERSION;
+  version: 1 | typeof REPLAY_VERSION;
   /** the scenario file, relative to the replay file's directory (or absolute) */
   scenario: string;
   /** the scenario's name, for messages */
@@ -52,8 +56,13 @@ export interface ReplayFile {
   maxSteps: number;
   /** the scenario's parameters in effect (`params`, `--param`), when it has any */
   params?: Record<string, number>;
-  /** the answers, in order; past the end every answer is 0 */
-  choices: number[];
+  /**
+   * version 2: the answers as deviations from the default schedule (0 = the default answer,
+   * k = the k-th candidate after it); past the end, every answer is the default
+   */
+  deviations?: number[];
+  /** version 1: the answers as candidate indices; past the end, every answer is 0 */
+  choices?: number[];
   /** what went wrong */
   violation: Violation;
   /** how it was found (informational) */
@@ -67,7 +76,7 @@ export function makeReplayFile(o: {
   scenarioPath: string;
   replayPath?: string;
   target: Target;
-  choices: readonly number[];
+  deviations: readonly number[];
   violation: Violation;
   search?: Record<string, unknown>;
 }): ReplayFile {
@@ -83,7 +92,7 @@ export function makeReplayFile(o: {
     faults: faultsOf(o.target),
     maxSteps: o.target.maxSteps ?? DEFAULT_MAX_STEPS,
     ...(o.target.scenario.params ? { params: { ...o.target.scenario.params } } : {}),
-    choices: [...o.choices],
+    deviations: [...o.deviations],
     violation: o.violation,
     ...(o.search ? { search: o.search } : {}),
   };
@@ -110,7 +119,7 @@ export function parseReplayFile(text: string, path: string): ReplayFile {
   if (v === null || typeof v !== 'object') throw bad('expected an object');
   const f = v as Record<string, unknown>;
   if (f.format !== REPLAY_FORMAT) throw bad(`"format" must be "${REPLAY_FORMAT}"`);
-  if (f.version !== REPLAY_VERSION) throw bad(`unsupported version ${String(f.version)}`);
+  if (f.version !== 1 && f.version !== REPLAY_VERSION) throw bad(`unsupported version ${String(f.version)}`);
   for (const k of ['scenario', 'profile', 'name'])
     if (typeof f[k] !== 'string') throw bad(`"${k}" must be a string`);
   if (!Number.isInteger(f.seed) || (f.seed as number) < 0) throw bad('"seed" must be a non-negative integer');
@@ -125,8 +134,10 @@ export function parseReplayFile(text: string, path: string): ReplayFile {
       Object.values(f.params).some((x) => !Number.isInteger(x) || x < 0))
   )
     throw bad('"params" must map names to non-negative integers');
-  if (!Array.isArray(f.choices) || f.choices.some((x) => !Number.isInteger(x) || x < 0))
-    throw bad('"choices" must be a list of non-negative integers');
+  const answers = f.version === 1 ? 'choices' : 'deviations';
+  const list = f[answers];
+  if (!Array.isArray(list) || list.some((x) => !Number.isInteger(x) || x < 0))
+    throw bad(`"${answers}" must be a list of non-negative integers`);
   const viol = f.violation as Record<string, unknown> | undefined;
   if (
     !viol ||
@@ -171,9 +182,18 @@ export interface Replayed {
   readonly reproduced: boolean;
 }
 
+/** A counterexample's answers: deviations from the default schedule, or (version 1 files) raw. */
+export type Answers = Pick<ReplayFile, 'deviations' | 'choices'>;
+
+/** The number of answers a counterexample lists. */
+export const answerCount = (a: Answers): number => (a.deviations ?? a.choices ?? []).length;
+
 /** Replay a counterexample with tracing on: the same choices, the same run, the same trace. */
-export function replay(target: Target, file: Pick<ReplayFile, 'choices' | 'violation'>): Replayed {
-  const execution = replayChoices(target, file.choices, { trace: true, slices: true });
+export function replay(target: Target, file: Answers & Pick<ReplayFile, 'violation'>): Replayed {
+  const o = { trace: true, slices: true };
+  const execution = file.deviations
+    ? replayDeviations(target, file.deviations, o)
+    : replayChoices(target, file.choices ?? [], o);
   const reproduced =
     execution.violation !== null &&
     violationSignature(execution.violation) === violationSignature(file.violation);

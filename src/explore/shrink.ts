@@ -1,10 +1,11 @@
 /**
  * Shrinking a failing choice sequence (delta debugging over the answers, as Hypothesis shrinks
  * its choice sequences): cut suffixes, remove chunks of decreasing size, move each non-zero
- * answer earlier, then lower answers (to 0 first, else by one), keeping a candidate only when it still fails the same way and is
- * strictly smaller: shorter, or as long with a smaller sum. Answers past the end of a sequence
- * are 0 (ReplayChoices), so trailing zeros are dropped and the result is never longer than the
- * input.
+ * answer earlier, try the last one alone, then lower answers (to 0 first, else by one),
+ * keeping a candidate only when it still fails the same way and is strictly smaller: shorter,
+ * or as long with a smaller sum. Answers past the end of a sequence are 0, so trailing zeros
+ * are dropped and the result is never longer than the input. The explorer shrinks deviations
+ * from the default schedule (relativeAnswers in explore.ts), where 0 is the default answer.
  */
 
 export interface ShrinkOptions {
@@ -95,7 +96,15 @@ export function shrinkChoices(
         }
       }
     }
-    // 4. lower each answer: to 0, else by one
+    // 4. the last non-zero answer alone, as early as it still fails (the other answers 0)
+    const last = cur.length - 1;
+    for (let j = 0; j < last && runs < maxRuns; j++) {
+      if (attempt([...new Array<number>(j).fill(0), cur[last]!])) {
+        changed = true;
+        break;
+      }
+    }
+    // 5. lower each answer: to 0, else by one
     for (let i = cur.length - 1; i >= 0 && runs < maxRuns; i--) {
       const v = cur[i];
       if (v === undefined || v === 0) continue;
