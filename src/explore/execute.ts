@@ -72,7 +72,10 @@ export interface Slice {
   readonly events: readonly [number, number];
   /** [from, to) in the execution's choice log */
   readonly choices: readonly [number, number];
-  /** the task's state after the slice: ps letter, and the wait queue it sleeps on */
+  /**
+   * the task's state after the slice: ps letter, and the wait queue it sleeps on; for a task
+   * left runnable at a preemption point, the modelled kernel site (Task.at)
+   */
   readonly after: string;
 }
 
@@ -217,7 +220,9 @@ export function execute(target: Target, choices: ExecutionChoices, o: ExecuteOpt
               ? ''
               : real.exitState
                 ? 'exited'
-                : `${taskStateLetter(real)}${real.waitingOn && real.state !== 0 ? ` on ${real.waitingOn.name}` : ''}`,
+                : real.state !== 0
+                  ? `${taskStateLetter(real)}${real.waitingOn ? ` on ${real.waitingOn.name}` : ''}`
+                  : `${taskStateLetter(real)}${real.at ? ` in ${real.at}` : ''}`,
           });
           ev = n;
           ch = choices.log.length;

@@ -120,6 +120,9 @@ describe('the 6.4-rc5 lost wake-up, found by the explorer', () => {
   it('prints the interleaving: the preemption that loses the wake-up, and who is left waiting', () => {
     const text = formatInterleaving(replay(rc5, cx).execution);
     expect(text).toContain(
+      'vhost-3-4 (then R in vhost_task_fn(): fn() found no work, before set_current_state(TASK_INTERRUPTIBLE))',
+    );
+    expect(text).toContain(
       'qemu-3 (then D on completion vhost_flush_struct.wait_event)   ← choice #2: preempts vhost-3-4',
     );
     expect(text.trimEnd().split('\n').at(-1)).toBe(

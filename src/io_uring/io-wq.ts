@@ -583,6 +583,7 @@ export function* scheduleTimeout(k: Kernel, ns: number): KGen<boolean> {
   const t = k.current!;
   if (t.state === TASK_RUNNING || signalPendingState(t.state, t)) {
     t.state = TASK_RUNNING;
+    t.at = 'schedule_timeout(): still runnable';
     yield Op.Preempt;
     return false;
   }

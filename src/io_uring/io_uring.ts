@@ -648,6 +648,7 @@ function* ioWqSubmitWork(k: Kernel, req: IoKiocb): KGen<void> {
     const res = yield* ioIssueSqe(k, req, nonblock);
     if (res !== -Errno.EAGAIN || (req.file && req.file.flags & O_NONBLOCK)) return ioReqComplete(k, req, res);
     if (!needsPoll) {
+      k.current!.at = 'io_wq_submit_work(): -EAGAIN, issue again';
       yield Op.Preempt;
       continue;
     }
@@ -766,6 +767,7 @@ export function* ioUringCancelGeneric(k: Kernel, cancelAll: boolean, sqd: SqData
     const ctxs = sqd ? [...sqd.ctxs] : [...tctx.ctxs].filter((c) => !c.sqData);
     for (const ctx of ctxs) loop = ioUringTryCancelRequests(k, ctx, t) || loop;
     if (loop) {
+      t.at = 'io_uring_cancel_generic(): requests cancelled, loop again';
       yield Op.Preempt;
       continue;
     }

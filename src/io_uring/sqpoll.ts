@@ -165,6 +165,7 @@ function* ioSqThread(k: Kernel, sqd: SqData): KGen<number> {
     if (spin || k.clock < timeout) {
       if (spin) timeout = k.clock + sqd.idleNs;
       k.charge(SQPOLL_SPIN_SLICE_NS);
+      k.current!.at = 'io_sq_thread(): cond_resched() while it spins';
       yield Op.Preempt;
       continue;
     }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { InvariantError } from './errno.js';
 import { checkInvariants, checkNoLeaks, findDeadlock } from './invariants.js';
 import { MM } from './mm.js';
-import { Mutex, mutexLock, mutexUnlock, preemptPoint } from './sched.js';
+import { Mutex, mutexLock, mutexUnlock, Op, preemptPoint } from './sched.js';
 import type { Sys } from './syscalls.js';
 import type { Task } from './task.js';
 import { bootKernel, makeCgroup, spawn } from './testing.js';
@@ -17,7 +17,7 @@ describe('invariants', () => {
       const locker = (first: Mutex, second: Mutex) =>
         function* (sys: Sys) {
           yield* mutexLock(sys.k, first);
-          yield* preemptPoint();
+          yield* preemptPoint(sys.k, 'between the two locks');
           yield* mutexLock(sys.k, second);
           mutexUnlock(sys.k, second);
           mutexUnlock(sys.k, first);
@@ -48,7 +48,7 @@ describe('invariants', () => {
       const locker = (first: Mutex, second: Mutex) =>
         function* (sys: Sys) {
           yield* mutexLock(sys.k, first);
-          yield* preemptPoint();
+          yield* preemptPoint(sys.k, 'between the two locks');
           yield* mutexLock(sys.k, second);
           mutexUnlock(sys.k, second);
           mutexUnlock(sys.k, first);
@@ -61,6 +61,23 @@ describe('invariants', () => {
       checkInvariants(k);
     }
     expect(outcomes).toEqual(new Set([true, false]));
+  });
+
+  it('every preemption point names its kernel site: one that does not breaks an invariant', () => {
+    const named = bootKernel({ seed: 1 });
+    const t = spawn(named, 'named', function* (sys: Sys) {
+      yield* preemptPoint(sys.k, 'between two steps');
+      return 0;
+    });
+    named.run({ until: () => t.at !== '' });
+    expect(t.at).toBe('between two steps');
+    named.run();
+    const k = bootKernel({ seed: 1 });
+    spawn(k, 'anonymous', function* () {
+      yield Op.Preempt;
+      return 0;
+    });
+    expect(() => k.run()).toThrow(InvariantError);
   });
 
   it('a quiet kernel has no deadlock', () => {

@@ -469,9 +469,13 @@ export class Kernel {
     invariant(gen, () => `runnable task ${t} has no coroutine`);
     const ioHooks = t.flags & PF_IO_WORKER ? this.ioWorkerHooks : null;
     ioHooks?.running(t);
+    t.at = '';
     const r = gen.next();
     if (r.done) throw new Error(`task ${t} returned from its coroutine without do_exit`);
     const op = r.value as Op;
+    // every preemption point names its kernel site (preemptPoint), for counterexamples
+    if (op === Op.Preempt && t.at === '')
+      invariant(false, () => `${t} yielded at a preemption point that does not name its kernel site`);
     if (ioHooks && op === Op.Schedule && t.state !== TASK_RUNNING) ioHooks.sleeping(t);
     this.current = null;
     if (op === Op.Dead) {

@@ -38,8 +38,13 @@ export function* schedule(): KGen {
   yield Op.Schedule;
 }
 
-/** An explicit preemption point (cond_resched / preemption at an interleaving that matters). */
-export function* preemptPoint(): KGen {
+/**
+ * An explicit preemption point (cond_resched / preemption at an interleaving that matters).
+ * `where` names the modelled kernel site; a counterexample prints it for a task preempted here.
+ */
+export function* preemptPoint(k: Kernel, where: string): KGen {
+  const t = k.current;
+  if (t) t.at = where;
   yield Op.Preempt;
 }
 

@@ -160,6 +160,7 @@ export class Sys {
         }
         continue;
       }
+      this.task.at = 'the return to user mode';
       yield Op.Preempt;
       return r;
     }
@@ -192,6 +193,7 @@ export class Sys {
     const slice = 1_000_000;
     for (let left = ns; left > 0; left -= slice) {
       k.charge(Math.min(slice, left), true);
+      this.task.at = 'user mode';
       yield Op.Preempt;
       yield* this.exitToUserMode();
     }

@@ -287,6 +287,11 @@ export class Task {
   onRq = false;
   /** wait queue the task sleeps on (for deadlock reports) */
   waitingOn: WaitQueue | null = null;
+  /**
+   * the modelled kernel site where the task's last slice ended at a preemption point (set by
+   * the site, cleared when a slice starts; counterexamples print it for a preempted task)
+   */
+  at = '';
   /** self_exec_id / parent_exec_id */
   selfExecId = 0;
   parentExecId = 0;

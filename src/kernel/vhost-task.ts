@@ -97,6 +97,7 @@ function* vhostTaskFn(k: Kernel, vtsk: VhostTask): KGen<number> {
         // TASK_INTERRUPTIBLE before the STOP test and fn, as below.
         const did = (yield* vtsk.fn(vtsk.data)) as boolean;
         if (!did) {
+          me.at = 'vhost_task_fn(): fn() found no work, before set_current_state(TASK_INTERRUPTIBLE)';
           yield Op.Preempt;
           me.state = TASK_INTERRUPTIBLE;
           yield Op.Schedule;

@@ -963,6 +963,7 @@ class Runner {
     if (body === 'freeze') freezeProcesses(this.k);
     else thawProcesses(this.k);
     this.pushRecord(sys, proc, path, action, String(body), 'ok', undefined);
+    this.k.current!.at = `the ${String(body)} step`;
     yield Op.Preempt;
   }
 

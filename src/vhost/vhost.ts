@@ -268,7 +268,10 @@ function* runWorkList(k: Kernel, worker: VhostWorker): KGen<boolean> {
     k.charge(k.profile.costs.vhostWork);
     worker.ran++;
     yield* work.fn(k, work);
-    yield* preemptPoint(); // cond_resched()
+    yield* preemptPoint(
+      k,
+      'the worker loop (vhost_worker / vhost_run_work_list): cond_resched() after a work',
+    );
   }
   return true;
 }
@@ -397,7 +400,7 @@ function* vhostWorkerKilled(k: Kernel, worker: VhostWorker): KGen<void> {
     mutexUnlock(k, vq.mutex);
   }
   worker.attachmentCnt -= attach;
-  if (attach) yield* preemptPoint(); // synchronize_rcu()
+  if (attach) yield* preemptPoint(k, 'vhost_worker_killed(): synchronize_rcu()');
   yield* runWorkList(k, worker);
   mutexUnlock(k, worker.mutex);
   if (k.trace.enabled) k.emit('vhost_worker_killed', `dev=${worker.dev.name} worker=${worker.id}`);
@@ -477,7 +480,7 @@ export function* vhostWorkerCreate(k: Kernel, dev: VhostDev): KGen<Result<VhostW
   if (early) {
     for (const vq of dev.vqs) vq.worker = worker;
     dev.workerWithoutTask = true;
-    yield* preemptPoint();
+    yield* preemptPoint(k, 'vhost_worker_create(): dev->worker published, before vhost_task_create()');
   }
   const r = vhostTaskCreate(k, fn, () => vhostWorkerKilled(k, worker), null, name);
   if (early) {
@@ -545,7 +548,7 @@ function* vhostVqAttachWorker(k: Kernel, vq: VhostVirtqueue, worker: VhostWorker
     return;
   }
   mutexUnlock(k, old.mutex);
-  yield* preemptPoint(); // synchronize_rcu()
+  yield* preemptPoint(k, '__vhost_vq_attach_worker(): synchronize_rcu()');
   yield* mutexLock(k, old.mutex);
   yield* vhostWorkerFlushLocked(k, old);
   old.attachmentCnt--;

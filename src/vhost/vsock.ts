@@ -596,7 +596,7 @@ function* vhostVsockDevRelease(k: Kernel, f: File): KGen<void> {
   const dev = vsock.dev;
   const g = vsockGlobal(k);
   if (vsock.guestCid && g.hash.get(vsock.guestCid) === vsock) g.hash.delete(vsock.guestCid);
-  yield* preemptPoint(); // synchronize_rcu()
+  yield* preemptPoint(k, 'vhost_vsock_dev_release(): synchronize_rcu()');
   yield* vhostVsockStop(k, vsock, false);
   yield* vhostDevFlush(k, dev);
   yield* vhostDevStop(k, dev);
