@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { explore } from '../src/explore/explore.js';
 import { Kernel } from '../src/kernel/kernel.js';
 import { RLIMIT_NPROC } from '../src/kernel/rlimit.js';
-import { preemptPoint } from '../src/kernel/sched.js';
+import { Op } from '../src/kernel/sched.js';
 import { type Sys, spawnProcess } from '../src/kernel/syscalls.js';
 import { getProfile } from '../src/profiles/eras.js';
 import { loadScenario } from '../src/scenario/load.js';
@@ -83,7 +83,11 @@ function forkCycles(n: number): void {
 function contextSwitches(n: number): number {
   const k = boot();
   const spinner = function* (sys: Sys) {
-    for (let i = 0; i < n; i++) yield* preemptPoint(sys.k, 'the spinner');
+    const t = sys.task;
+    for (let i = 0; i < n; i++) {
+      t.at = 'the spinner';
+      yield Op.Preempt;
+    }
     return 0;
   };
   spawnProcess(k, { comm: 'a', program: spinner });
