@@ -19,12 +19,14 @@
  *   would be unsound and would have pruned the very race we look for; preemption bounding is
  *   the reduction used instead. Two more obstacles for whoever adds it: with a preemption
  *   bound, sleep sets prune executions whose equivalent needs more preemptions than the bound
- *   (Coons et al., "Bounded partial-order reduction", OOPSLA 2013), so below the bound only
- *   whole runs-until-block commute; and the virtual clock, which every slice advances (a
+ *   (Coons et al., "Bounded partial-order reduction", OOPSLA 2013): short of their bounded
+ *   variant, only a search without preemptions is safe to reduce, and there the steps to
+ *   reorder are whole runs until a task blocks; and the virtual clock, which every slice advances (a
  *   context switch costs time), orders timer expiries, so reordered slices are equivalent only
- *   while no timer is pending. On the lost wake-up loops the reduction would prune nothing:
- *   every kick writes the one eventfd counter and the one work item's QUEUED bit, and wakes the
- *   one worker, and a thread's run ends in do_exit(), which writes its thread group.
+ *   while no timer is pending. And on the lost wake-up loops many runs that end in the same
+ *   state in either order still write the same objects: two kicks both add to the one eventfd
+ *   counter and test the one work item's QUEUED bit, and every thread's run ends in do_exit(),
+ *   which writes its thread group; a read/write footprint keeps those apart.
  * - `random`: every answer uniformly at random (faults with probability `faultProbability`),
  *   execution i seeded from (seed, i): the whole search is a pure function of the seed.
  * - `pct`: Probabilistic Concurrency Testing (Burckhardt et al., ASPLOS 2010): every task gets
