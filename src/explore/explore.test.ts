@@ -225,11 +225,17 @@ describe('deviations from the default schedule', () => {
   });
 
   it('a random counterexample shrinks to the one preemption dfs needs', () => {
-    const p = explore(rc5, { strategy: 'random', seed: 1, runs: 500 });
-    const d = explore(rc5, { strategy: 'dfs' });
-    expect(p.counterexample!.deviations.filter((v) => v !== 0)).toEqual([1]);
-    expect(p.counterexample!.deviations).toEqual(d.counterexample!.deviations);
-    expect(p.counterexample!.foundLength).toBeGreaterThan(p.counterexample!.deviations.length);
+    const traffic: Target = { scenario: TRAFFIC, profile: 'linux-6.4-rc5' };
+    for (const [t, preemptions] of [
+      [rc5, 2],
+      [traffic, 1],
+    ] as const) {
+      const p = explore(t, { strategy: 'random', seed: 1, runs: 500 });
+      const d = explore(t, { strategy: 'dfs', preemptions });
+      expect(p.counterexample!.deviations.filter((v) => v !== 0)).toEqual([1]);
+      expect(p.counterexample!.deviations).toEqual(d.counterexample!.deviations);
+      expect(p.counterexample!.foundLength).toBeGreaterThan(p.counterexample!.deviations.length);
+    }
   });
 });
 
@@ -441,7 +447,14 @@ describe('shrinkChoices', () => {
     ]);
   });
 
-  it('tries the last non-zero answer alone, when the others only fail together', () => {
+  it('prefers fewer non-zero answers to a shorter sequence, up to maxLength', () => {
+    const pred = (c: number[]) => c.join() === '0,1,1' || c.join() === '0,0,0,0,1';
+    expect(shrinkChoices([0, 1, 1], pred, { maxLength: 5 }).choices).toEqual([0, 0, 0, 0, 1]);
+    expect(shrinkChoices([0, 1, 1], pred, { maxLength: 4 }).choices).toEqual([0, 1, 1]);
+    expect(shrinkChoices([0, 1, 1], pred).choices).toEqual([0, 1, 1]);
+  });
+
+  it('tries a single non-zero answer, when the others only fail together', () => {
     const pred = (c: number[]) => c.join() === '1,1,1,0,1' || c.join() === '0,0,1';
     expect(shrinkChoices([1, 1, 1, 0, 1], pred).choices).toEqual([0, 0, 1]);
   });

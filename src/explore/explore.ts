@@ -305,7 +305,8 @@ export function explore(target: Target, o: ExploreOptions = {}): ExploreResult {
   // shrunk as deviations from the default schedule: cutting and lowering answers towards 0
   // removes preemptions and faults (on raw answers, 0 is whichever task is first in the run
   // queue, and lowering an answer to it adds task switches)
-  const foundDeviations = relativeAnswers(replayChoices(target, f.choices).log);
+  const foundLog = replayChoices(target, f.choices).log;
+  const foundDeviations = relativeAnswers(foundLog);
   let deviations = foundDeviations;
   let shrinkRuns = 0;
   if (o.shrink ?? true) {
@@ -316,7 +317,8 @@ export function explore(target: Target, o: ExploreOptions = {}): ExploreResult {
         const ex = replayDeviations(target, c);
         return ex.violation !== null && shrinkSignature(ex.violation) === sig;
       },
-      { maxRuns: o.shrinkRuns ?? 2000 },
+      // fewer deviations may take a longer list, within the decisions of the execution found
+      { maxRuns: o.shrinkRuns ?? 2000, maxLength: foundLog.length },
     );
     deviations = s.choices;
     shrinkRuns = s.runs;

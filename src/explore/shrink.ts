@@ -1,16 +1,22 @@
 /**
  * Shrinking a failing choice sequence (delta debugging over the answers, as Hypothesis shrinks
  * its choice sequences): cut suffixes, remove chunks of decreasing size, move each non-zero
- * answer earlier, try the last one alone, then lower answers (to 0 first, else by one),
- * keeping a candidate only when it still fails the same way and is strictly smaller: shorter,
- * or as long with a smaller sum. Answers past the end of a sequence are 0, so trailing zeros
- * are dropped and the result is never longer than the input. The explorer shrinks deviations
- * from the default schedule (relativeAnswers in explore.ts), where 0 is the default answer.
+ * answer earlier, try a single non-zero answer at each place, then lower answers (to 0 first,
+ * else by one), keeping a candidate only when it still fails the same way and is strictly
+ * smaller: fewer non-zero answers, else shorter, else a smaller sum. Answers past the end of a
+ * sequence are 0, so trailing zeros are dropped; a candidate is never longer than `maxLength`.
+ * The explorer shrinks deviations from the default schedule (relativeAnswers in explore.ts),
+ * where 0 is the default answer: fewer non-zero answers is fewer preemptions and faults.
  */
 
 export interface ShrinkOptions {
   /** at most this many calls of `stillFails` (default 2 000) */
   maxRuns?: number;
+  /**
+   * no candidate longer than this (default: the input's length); a longer one with fewer
+   * non-zero answers is smaller (the explorer allows the found execution's decision count)
+   */
+  maxLength?: number;
 }
 
 export interface ShrinkResult {
@@ -27,8 +33,13 @@ function strip(c: readonly number[]): number[] {
 
 const sum = (c: readonly number[]) => c.reduce((a, b) => a + b, 0);
 
+const nonZero = (c: readonly number[]) => c.reduce((a, b) => a + (b !== 0 ? 1 : 0), 0);
+
 /** a is strictly smaller than b (both stripped) */
 function smaller(a: readonly number[], b: readonly number[]): boolean {
+  const na = nonZero(a);
+  const nb = nonZero(b);
+  if (na !== nb) return na < nb;
   if (a.length !== b.length) return a.length < b.length;
   const sa = sum(a);
   const sb = sum(b);
@@ -51,11 +62,12 @@ export function shrinkChoices(
   const maxRuns = o.maxRuns ?? 2000;
   let runs = 0;
   let cur = strip(choices);
+  const maxLength = Math.max(o.maxLength ?? 0, cur.length);
   const seen = new Set<string>([cur.join(',')]);
   /** try a candidate; adopt it if it is smaller and still fails */
   const attempt = (cand: number[]): boolean => {
     const c = strip(cand);
-    if (!smaller(c, cur) || runs >= maxRuns) return false;
+    if (c.length > maxLength || !smaller(c, cur) || runs >= maxRuns) return false;
     const key = c.join(',');
     if (seen.has(key)) return false;
     seen.add(key);
@@ -96,12 +108,14 @@ export function shrinkChoices(
         }
       }
     }
-    // 4. the last non-zero answer alone, as early as it still fails (the other answers 0)
-    const last = cur.length - 1;
-    for (let j = 0; j < last && runs < maxRuns; j++) {
-      if (attempt([...new Array<number>(j).fill(0), cur[last]!])) {
-        changed = true;
-        break;
+    // 4. a single non-zero answer (1, or the last one's value), as early as it still fails
+    const values = [...new Set([1, cur[cur.length - 1] ?? 1])];
+    single: for (let j = 0; j < maxLength && runs < maxRuns; j++) {
+      for (const v of values) {
+        if (attempt([...new Array<number>(j).fill(0), v])) {
+          changed = true;
+          break single;
+        }
       }
     }
     // 5. lower each answer: to 0, else by one
