@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { formatViolation, type Target, type Violation } from '../explore/execute.js';
+import { formatViolation, type Target, type Violation, violationSignature } from '../explore/execute.js';
 import {
   type ExploreProgress,
   explore,
@@ -163,6 +163,8 @@ interface CheckOutcome {
     found: number[];
     /** the found execution's deviations, counted alike */
     foundLength: number;
+    /** the found execution's violation, when it is not the shrunk one's */
+    foundViolation?: Violation;
     foundAt: number;
     shrinkRuns: number;
     shrinkMs: number;
@@ -219,6 +221,11 @@ function printOutcome(io: Io, x: CheckOutcome, json: boolean): void {
       `  ${stats}`,
       '',
       formatViolation(cx.violation),
+      ...(cx.foundViolation
+        ? [
+            `  (as found: ${cx.foundViolation.kind}: ${cx.foundViolation.message}; shrinking keeps the tasks that hang, not what they wait on)`,
+          ]
+        : []),
       '',
       `choices (${cx.deviations.length}, shrunk from ${cx.foundLength} in ${cx.shrinkRuns} runs, ${(cx.shrinkMs / 1000).toFixed(2)} s; 0 = the default schedule): [${cx.deviations.join(', ')}]`,
       ...(cx.length
@@ -544,6 +551,9 @@ export function registerCheck(program: Command, ctx: CommandContext): void {
           deviations: cx.deviations,
           found: cx.found,
           foundLength: cx.foundLength,
+          ...(violationSignature(cx.foundViolation) !== violationSignature(cx.violation)
+            ? { foundViolation: cx.foundViolation }
+            : {}),
           foundAt: cx.foundAt,
           shrinkRuns: cx.shrinkRuns,
           shrinkMs: cx.shrinkMs,

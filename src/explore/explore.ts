@@ -125,7 +125,10 @@ export interface Counterexample {
   readonly found: number[];
   /** the found execution's deviations from the default schedule, counted as `deviations` is */
   readonly foundLength: number;
+  /** the violation of the shrunk counterexample */
   readonly violation: Violation;
+  /** the violation of the execution as found (a deadlock may shrink to another wait: shrinkSignature) */
+  readonly foundViolation: Violation;
   /** how many executions the search needed to find it (1-based) */
   readonly foundAt: number;
   /** executions spent shrinking */
@@ -334,6 +337,7 @@ export function explore(target: Target, o: ExploreOptions = {}): ExploreResult {
       found: f.choices,
       foundLength: foundDeviations.length,
       violation: final.violation ?? f.violation,
+      foundViolation: f.violation,
       foundAt: f.foundAt,
       shrinkRuns,
       shrinkMs: now() - s0,
