@@ -1,8 +1,8 @@
 /**
  * Shrinking a failing choice sequence (delta debugging over the answers, as Hypothesis shrinks
- * its choice sequences): cut suffixes, remove chunks of decreasing size, move each non-zero
- * answer earlier, try a single non-zero answer at each place, then lower answers (to 0 first,
- * else by one), keeping a candidate only when it still fails the same way and is strictly
+ * its choice sequences): cut suffixes, remove chunks of decreasing size, lower answers (to 0
+ * first, else by one), move each non-zero answer earlier, then try a single non-zero answer at
+ * each place, keeping a candidate only when it still fails the same way and is strictly
  * smaller: fewer non-zero answers, else shorter, else a smaller sum. Answers past the end of a
  * sequence are 0, so trailing zeros are dropped; a candidate is never longer than `maxLength`.
  * The explorer shrinks deviations from the default schedule (relativeAnswers in explore.ts),
@@ -97,28 +97,7 @@ export function shrinkChoices(
         if (attempt([...cur.slice(0, start), ...cur.slice(start + size)])) changed = true;
       }
     }
-    // 3. move each non-zero answer earlier: drop the answers before it, from the earliest on
-    //    (the chunk sizes of 2. halve, so they miss most of these cuts)
-    for (let i = cur.length - 1; i > 0 && runs < maxRuns; i--) {
-      if (i >= cur.length || cur[i] === 0) continue;
-      for (let j = 0; j < i && runs < maxRuns; j++) {
-        if (attempt([...cur.slice(0, j), ...cur.slice(i)])) {
-          changed = true;
-          break;
-        }
-      }
-    }
-    // 4. a single non-zero answer (1, or the last one's value), as early as it still fails
-    const values = [...new Set([1, cur[cur.length - 1] ?? 1])];
-    single: for (let j = 0; j < maxLength && runs < maxRuns; j++) {
-      for (const v of values) {
-        if (attempt([...new Array<number>(j).fill(0), v])) {
-          changed = true;
-          break single;
-        }
-      }
-    }
-    // 5. lower each answer: to 0, else by one
+    // 3. lower each answer: to 0, else by one
     for (let i = cur.length - 1; i >= 0 && runs < maxRuns; i--) {
       const v = cur[i];
       if (v === undefined || v === 0) continue;
@@ -132,6 +111,28 @@ export function shrinkChoices(
         const dec = [...cur];
         dec[i] = v - 1;
         if (attempt(dec)) changed = true;
+      }
+    }
+    // 4. move each non-zero answer earlier: drop the answers before it, from the earliest on
+    //    (the chunk sizes of 2 halve, so they miss most of these cuts)
+    for (let i = cur.length - 1; i > 0 && runs < maxRuns; i--) {
+      if (i >= cur.length || cur[i] === 0) continue;
+      for (let j = 0; j < i && runs < maxRuns; j++) {
+        if (attempt([...cur.slice(0, j), ...cur.slice(i)])) {
+          changed = true;
+          break;
+        }
+      }
+    }
+    // 5. when more than one answer is non-zero: a single one (1, or the last one's value), as
+    //    early as it still fails, up to maxLength
+    const values = [...new Set([1, cur[cur.length - 1] ?? 1])];
+    single: for (let j = 0; j < maxLength && nonZero(cur) > 1 && runs < maxRuns; j++) {
+      for (const v of values) {
+        if (attempt([...new Array<number>(j).fill(0), v])) {
+          changed = true;
+          break single;
+        }
       }
     }
   }
