@@ -173,6 +173,16 @@ for (const c of CASES) {
       expect(again.execution.log.map((p) => p.value)).toEqual(direct.execution.log.map((p) => p.value));
     });
 
+    it(`random and pct counterexamples on ${c.buggy} shrink to as few deviations as dfs's`, () => {
+      const deviations = (r: ExploreResult) => r.counterexample!.deviations.filter((v) => v !== 0).length;
+      const dfs = deviations(search());
+      for (const strategy of ['random', 'pct'] as const) {
+        const r = explore(bug, { strategy, seed: 1, runs: 3000 });
+        expect(r.verdict, strategy).toBe('violation');
+        expect(deviations(r), strategy).toBeLessThanOrEqual(dfs);
+      }
+    }, 60_000);
+
     const bound = c.fixedPreemptions ?? c.preemptions;
     it(`${c.fixed} explores clean and complete with at most ${bound} preemptions${c.faultAlloc ? ' and one allocation failure' : ''}`, () => {
       const o: ExploreOptions = { strategy: 'dfs', preemptions: bound, runs: 20_000 };
