@@ -308,6 +308,15 @@ describe('vhostsim check', { timeout: 60_000 }, () => {
     writeFileSync(v1, JSON.stringify({ ...rf, version: 1, choices: rf.search.found, violation }));
     const r = run(['replay', v1]);
     expect(r.code).toBe(1);
+    // a version 1 file is read as version 1 even with a stray "deviations" list
+    const stray = join(dir, 'v1-stray.json');
+    writeFileSync(
+      stray,
+      JSON.stringify({ ...rf, version: 1, choices: rf.search.found, deviations: [1], violation }),
+    );
+    expect(run(['replay', stray]).out).toContain(
+      'reproduced: deadlock: qemu-3 waits on completion vhost_task.exited',
+    );
     expect(r.out).toContain(`replay of lost-wakeup on linux-6.4-rc5, ${rf.search.found.length} choices`);
     expect(r.out).toContain('reproduced: deadlock: qemu-3 waits on completion vhost_task.exited');
   });

@@ -151,10 +151,10 @@ export function violationSignature(v: Violation): string {
 /**
  * What shrinking keeps of a violation: its signature, except for a deadlock, where it keeps the
  * tasks that hang and lets what they wait on change. One lost wake-up hangs a task in
- * whichever wait it reaches first (the same close(2) can hang in vhost_net_release()'s flush or
- * in vhost_task_stop()'s wait for the worker to exit), and the shortest counterexample is to
- * whichever comes first, as a model checker's shortest trail to an invalid end state is to any
- * of them. The shrunk counterexample reports the deadlock it ends in.
+ * whichever wait it reaches (the same close(2) can hang in vhost_net_release()'s flush or in
+ * vhost_task_stop()'s wait for the worker to exit), and the smallest counterexample may end in
+ * either, as a model checker's shortest trail to an invalid end state is to any of them. The
+ * shrunk counterexample reports the deadlock it ends in.
  */
 export function shrinkSignature(v: Violation): string {
   if (v.kind !== 'deadlock') return violationSignature(v);

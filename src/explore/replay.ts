@@ -146,7 +146,11 @@ export function parseReplayFile(text: string, path: string): ReplayFile {
     !Array.isArray(viol.details)
   )
     throw bad('"violation" must be { kind, message, details }');
-  return f as unknown as ReplayFile;
+  // the answers of the file's version only
+  const file = { ...f } as unknown as ReplayFile;
+  if (f.version === 1) delete file.deviations;
+  else delete file.choices;
+  return file;
 }
 
 /** Read a replay file from disk. */
