@@ -92,6 +92,14 @@ export interface Execution {
   readonly slices?: readonly Slice[];
 }
 
+/** A task's state after its slice (Slice.after): exited, asleep on what, or preempted where. */
+function stateAfterSlice(t: Task): string {
+  if (t.exitState) return 'exited';
+  const letter = taskStateLetter(t);
+  if (t.state !== 0) return t.waitingOn ? `${letter} on ${t.waitingOn.name}` : letter;
+  return t.at ? `${letter} in ${t.at}` : letter;
+}
+
 /** Thrown from the step hook when the step budget is exhausted. */
 class StepBudgetExceeded extends Error {
   constructor(readonly steps: number) {
@@ -216,13 +224,7 @@ export function execute(target: Target, choices: ExecutionChoices, o: ExecuteOpt
             task: real ? String(real) : '<idle>',
             events: [ev, n],
             choices: [ch, choices.log.length],
-            after: !real
-              ? ''
-              : real.exitState
-                ? 'exited'
-                : real.state !== 0
-                  ? `${taskStateLetter(real)}${real.waitingOn ? ` on ${real.waitingOn.name}` : ''}`
-                  : `${taskStateLetter(real)}${real.at ? ` in ${real.at}` : ''}`,
+            after: real ? stateAfterSlice(real) : '',
           });
           ev = n;
           ch = choices.log.length;

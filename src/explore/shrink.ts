@@ -127,7 +127,9 @@ export function shrinkChoices(
     // 5. when more than one answer is non-zero: a single one (1, or the last one's value), as
     //    early as it still fails, up to maxLength
     const values = [...new Set([1, cur[cur.length - 1] ?? 1])];
-    single: for (let j = 0; j < maxLength && nonZero(cur) > 1 && runs < maxRuns; j++) {
+    // cur changes only where an attempt succeeds, which ends the pass
+    const several = nonZero(cur) > 1;
+    single: for (let j = 0; several && j < maxLength && runs < maxRuns; j++) {
       for (const v of values) {
         if (attempt([...new Array<number>(j).fill(0), v])) {
           changed = true;
