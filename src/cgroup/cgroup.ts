@@ -464,6 +464,9 @@ export function cpuCharge(k: Kernel, t: Task, ns: number, user: boolean): boolea
     if (user) s.userNs += ns;
     else s.systemNs += ns;
     if (s.quotaUs === Number.POSITIVE_INFINITY || !c.hasController('cpu')) continue;
+    // CPU bandwidth depends on when each slice runs: the explorer's footprints (footprint.ts)
+    // treat every step under a quota as touching everything
+    if (k.fp) k.fp.global = true;
     const periodNs = s.periodUs * 1000;
     const idx = Math.floor(k.clock / periodNs);
     if (idx !== s.periodIndex) {

@@ -795,6 +795,8 @@ export function* ioUringCancelGeneric(k: Kernel, cancelAll: boolean, sqd: SqData
 function* ioUringExitHook(k: Kernel, t: Task): KGen {
   if (tctxOf.has(t)) yield* ioUringCancelGeneric(k, false, null);
 }
+/** a task that never used io_uring has no io_uring_task: the hook returns at once */
+ioUringExitHook.noopFor = (t: Task) => !tctxOf.has(t);
 
 /** bprm_execve's io_uring_task_cancel(): __io_uring_cancel(true) */
 function* ioUringExecHook(k: Kernel, t: Task): KGen {

@@ -8,6 +8,7 @@ import { cgroupExit, cgroupRelease } from '../cgroup/cgroup.js';
 import { decRlimitUcounts } from './cred.js';
 import { Errno, err, ok, type Result } from './errno.js';
 import { putFilesStruct } from './files.js';
+import { FP_READ, FP_UPDATE, fpUnaudited } from './footprint.js';
 import type { Kernel } from './kernel.js';
 import { freePid } from './pid.js';
 import { complete, type KGen, Op } from './sched.js';
@@ -35,7 +36,68 @@ import { SIGNAL_GROUP_EXIT, SIGNAL_STOP_CONTINUED, SIGNAL_STOP_STOPPED, type Tas
 import { taskWorkRun } from './task-work.js';
 
 /** Hooks subsystems register to run in do_exit (exit_io_uring, etc.). */
-export type ExitHook = (k: Kernel, t: Task, groupDead: boolean) => KGen<void>;
+export type ExitHook = ((k: Kernel, t: Task, groupDead: boolean) => KGen<void>) & {
+  /** the hook does nothing for `t` and touches nothing (the explorer's footprints, footprint.ts) */
+  noopFor?: (t: Task) => boolean;
+};
+
+/**
+ * The explorer's footprint of do_exit() for the exits whose path is audited (footprint.ts):
+ * a thread that is not its group's leader, while the leader lives, in the initial pid
+ * namespace, with no children, tracer, core dump, exec, vfork, task work or subsystem exit
+ * work pending. The leader's own references then outlive the thread's: signal->live,
+ * mm_users and files->count stay above zero, so no teardown runs and the thread is reaped
+ * at once (exit_notify's autoreap), and every count the path changes is an update that
+ * commutes with another thread's. Any other exit touches everything. Called before do_exit
+ * changes anything; the leader's liveness is read, and an audited path that ends a leader
+ * must write it.
+ */
+export function threadExitFootprint(k: Kernel, t: Task): void {
+  const fp = k.fp;
+  if (!fp || fp.global || !t.fpAudited) return;
+  const leader = t.groupLeader;
+  const sig = t.signal;
+  const simple =
+    leader !== t &&
+    !(leader.flags & PF_EXITING) &&
+    leader.exitState === 0 &&
+    sig === leader.signal &&
+    sig.live >= 2 &&
+    sig.coreState === null &&
+    sig.groupExecTask === null &&
+    t.ptrace === 0 &&
+    t.ptraced.size === 0 &&
+    t.children.size === 0 &&
+    t.vforkDone === null &&
+    t.kthread === null &&
+    (t.mm === null || t.mm === leader.mm) &&
+    (t.files === null || t.files === leader.files) &&
+    (t.taskWorks === null || t.taskWorks.length === 0) &&
+    t.pidStruct !== null &&
+    t.pidStruct.numbers.length === 1 &&
+    t.pidStruct.numbers[0]!.ns === k.initPidNs &&
+    k.exitHooks.every((h) => h.noopFor?.(t) === true);
+  if (!simple) {
+    fpUnaudited(k, t);
+    return;
+  }
+  const tg = `tg:${leader.pid}`;
+  fp.touch(`${tg}:leader`, FP_READ);
+  // signal->live, the thread list, nr_threads, the dead threads' CPU time, curr_target
+  // (cleared only if it is this thread), sighand->count
+  fp.touch(`${tg}:threads`, FP_UPDATE);
+  if (t.mm) fp.touch(`mm:${t.mm.id}:users`, FP_UPDATE);
+  if (t.files) fp.touch(`files:${leader.pid}:count`, FP_UPDATE);
+  if (t.fs) fp.touch('fs:users', FP_UPDATE);
+  // release_task(): the NPROC ucounts, the pid (idr, pid_allocated: init and kthreadd keep the
+  // namespace's count above the reaper-wake threshold), nr_threads, the task table, cgroups
+  fp.touch('ucounts:nproc', FP_UPDATE);
+  fp.touch('pidns:init', FP_UPDATE);
+  fp.touch('tasks', FP_UPDATE);
+  // cgroup_exit() and pids_release(): the css_set's tasks and every pids counter up the tree
+  for (const c of t.cgroups)
+    for (let p: typeof c | null = c; p; p = p.parent) fp.touch(`cgroup:${p.id}`, FP_UPDATE);
+}
 
 /**
  * models do_exit(code), v6.12: PF_EXITING, coredump check-in, exit_mm (mm_users--, vfork /
@@ -45,6 +107,7 @@ export type ExitHook = (k: Kernel, t: Task, groupDead: boolean) => KGen<void>;
 export function* doExit(k: Kernel, code: number): KGen<never> {
   const t = k.current!;
   if (t.flags & PF_EXITING) throw new Error(`recursive do_exit in ${t}`);
+  threadExitFootprint(k, t);
   // exit_signals(): PF_EXITING; shared signals are retargeted by complete_signal later
   t.flags |= PF_EXITING;
   if (k.trace.enabled) k.emit('sched_process_exit', `comm=${t.comm} pid=${t.pid} prio=120`);

@@ -19,6 +19,7 @@ import { CAP_FULL_SET, type Cred, type Ucounts, UcountsTable, UserNamespace } fr
 import { invariant } from './errno.js';
 import type { ExitHook } from './exit.js';
 import { FilesStruct, FsStruct } from './files.js';
+import { type FootprintRecorder, FP_READ, FP_WRITE, resetObjectIds, taskObject } from './footprint.js';
 import { kernelThreadAtBoot } from './fork.js';
 import { spawnInit } from './init.js';
 import { InvariantScratch } from './invariants.js';
@@ -139,6 +140,9 @@ export class Kernel {
   private lastRun: Task | null = null;
 
   constructor(opts: KernelOptions) {
+    // the names of kernel objects (footprint.ts) restart at every boot, before any is made
+    // (no field initializer above makes a wait queue or another named object)
+    resetObjectIds();
     this.profile = opts.profile;
     this.choices = opts.choices ?? new SeededChoices(opts.seed ?? 1);
     this.trace = new TraceBuffer(opts.trace ?? true);
@@ -253,6 +257,8 @@ export class Kernel {
    * sched_update_worker() call them for a PF_IO_WORKER task that blocks and wakes (io-wq)
    */
   ioWorkerHooks: { sleeping(t: Task): void; running(t: Task): void } | null = null;
+  /** the explorer's footprint of the step in progress, while it asks for one (footprint.ts) */
+  fp: FootprintRecorder | null = null;
 
   /** An allocation point: fails only when alloc faults are enabled and Choices says so. */
   allocFails(site: string): boolean {
@@ -350,6 +356,8 @@ export class Kernel {
     if (tm!.when > this.clock) this.clock = tm!.when;
     const prev = this.current;
     this.current = null;
+    // a timer's callback is not audited (footprint.ts): the step it falls in touches everything
+    if (this.fp) this.fp.global = true;
     tm!.fn();
     this.current = prev;
   }
@@ -358,7 +366,11 @@ export class Kernel {
 
   /** models try_to_wake_up(p, state): only a task whose state matches `mask` is woken. */
   tryToWakeUp(p: Task, mask: number = TASK_NORMAL): boolean {
-    if (!(p.state & mask)) return false;
+    if (!(p.state & mask)) {
+      this.fp?.touch(taskObject(p), FP_READ);
+      return false;
+    }
+    this.fp?.touch(taskObject(p), FP_WRITE);
     p.state = TASK_RUNNING;
     if (!p.onRq) this.enqueue(p);
     if (this.trace.enabled) this.emit('sched_wakeup', `comm=${p.comm} pid=${p.pid} prio=120 target_cpu=000`);
@@ -412,7 +424,11 @@ export class Kernel {
       if (steps >= maxSteps) return 'steps';
       // expired timers fire before the next slice, as hrtimer interrupts would
       while (this.timers.length > 0 && this.timers[0]!.when <= this.clock) this.fireNextTimer();
-      if (this.beforeSlice && this.runqueue.length > 0) this.beforeSlice(this);
+      if (this.beforeSlice && this.runqueue.length > 0) {
+        // signal-arrival faults act between slices, in no audited code (footprint.ts)
+        if (this.fp) this.fp.global = true;
+        this.beforeSlice(this);
+      }
       const t = this.pickNext();
       if (!t) {
         this.switchToIdle();
@@ -470,7 +486,18 @@ export class Kernel {
     const ioHooks = t.flags & PF_IO_WORKER ? this.ioWorkerHooks : null;
     ioHooks?.running(t);
     t.at = '';
+    // footprints (footprint.ts): a slice writes its own task; it touches everything when the
+    // task resumes in unaudited code or ends there, and while a timer is pending (its expiry
+    // depends on the virtual time every slice advances)
+    const fp = this.fp;
+    if (fp) {
+      fp.slice(t);
+      if ((!t.fpAudited && !t.fpFresh) || this.timers.length > 0) fp.global = true;
+      t.fpFresh = false;
+      fp.touch(taskObject(t), FP_WRITE);
+    }
     const r = gen.next();
+    if (fp && (!t.fpAudited || this.timers.length > 0)) fp.global = true;
     if (r.done) throw new Error(`task ${t} returned from its coroutine without do_exit`);
     const op = r.value as Op;
     // every preemption point names its kernel site (preemptPoint), for counterexamples

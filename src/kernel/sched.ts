@@ -10,6 +10,7 @@
  * lost-wake-up bugs can be modelled and found.
  */
 import { Errno } from './errno.js';
+import { FP_READ, FP_WRITE, isAudited, newObjectId } from './footprint.js';
 import type { Kernel } from './kernel.js';
 import {
   TASK_INTERRUPTIBLE,
@@ -58,6 +59,8 @@ export function signalPendingState(state: number, t: Task): boolean {
 /** A wait queue head: the set of sleepers, in arrival order. */
 export class WaitQueue {
   readonly waiters = new Set<Task>();
+  /** the explorer's name for it and for what it guards (footprint.ts) */
+  readonly oid = newObjectId();
   constructor(
     /** what the queue belongs to, for wait-for graphs */
     readonly name = 'wait_queue',
@@ -68,6 +71,12 @@ export class WaitQueue {
   funcs: Set<() => void> | null = null;
   /** models __wake_up(wq, mode, nr): wake up to `nr` sleepers (0 = all) whose state matches `mode`. */
   wakeUp(k: Kernel, mode = TASK_NORMAL, nr = 0): number {
+    const fp = k.fp;
+    if (fp) {
+      // waking an empty queue only looks at it
+      fp.touch(`wq:${this.oid}`, this.waiters.size > 0 || this.funcs?.size ? FP_WRITE : FP_READ);
+      if (this.funcs) for (const fn of this.funcs) if (!isAudited(fn)) fp.global = true;
+    }
     if (this.funcs) for (const fn of [...this.funcs]) fn();
     let woken = 0;
     for (const t of this.waiters) {
@@ -86,10 +95,15 @@ export class WaitQueue {
  * -ERESTARTSYS when a signal interrupts an interruptible/killable sleep.
  */
 export function* waitEvent(k: Kernel, wq: WaitQueue, cond: () => boolean, state: number): KGen<number> {
+  // footprints: the queue, and the object it guards, which `cond` reads (a mutex's owner, a
+  // completion's count); an audited caller must not wait on anything else (footprint.ts)
+  k.fp?.touch(`wq:${wq.oid}`, FP_WRITE);
   if (cond()) return 0;
   const t = k.current!;
   let ret = 0;
   for (;;) {
+    // again after every wake-up: the run that resumes here is a step of its own
+    k.fp?.touch(`wq:${wq.oid}`, FP_WRITE);
     wq.waiters.add(t);
     t.state = state;
     t.waitingOn = wq;
@@ -159,6 +173,7 @@ export function* mutexLock(k: Kernel, m: Mutex): KGen<void> {
 
 /** models mutex_trylock(). */
 export function mutexTrylock(k: Kernel, m: Mutex): boolean {
+  k.fp?.touch(`wq:${m.wq.oid}`, FP_WRITE);
   if (m.owner) return false;
   m.owner = k.current;
   return true;

@@ -30,6 +30,7 @@ import {
 import { Errno, err, ok, type Result } from './errno.js';
 import { doExit, doWait, mmput, releaseTask, type WaitResult } from './exit.js';
 import { File, type FileOps, fput, O_CLOEXEC, O_NONBLOCK } from './files.js';
+import { FP_UPDATE, FP_WRITE, fpGlobal, fpTouch, fpUnaudited, isAudited, newObjectId } from './footprint.js';
 import {
   type Clone3Args,
   clone3ArgsValid,
@@ -170,6 +171,8 @@ export class Sys {
   *exitToUserMode(): KGen<number[]> {
     const t = this.task;
     const handled: number[] = [];
+    // signal delivery (and the freezer, through it) is not audited (footprint.ts)
+    if (t.sigpending || t.notifySignal) fpUnaudited(this.k, t);
     while (t.sigpending || t.notifySignal) {
       t.notifySignal = false;
       const ks = yield* getSignal(this.k);
@@ -662,6 +665,8 @@ export class Sys {
   private *writeBody(fd: number, data: Uint8Array): KGen<Result<number>> {
     const f = this.task.files?.get(fd);
     if (!f) return err(Errno.EBADF);
+    // of the write paths, the explorer's footprints (footprint.ts) audit eventfd's alone
+    if (f.ops !== EVENTFD_OPS) fpUnaudited(this.k, this.task);
     if (!f.ops.write) return err(Errno.EINVAL);
     return yield* f.ops.write(this.k, f, data);
   }
@@ -951,6 +956,8 @@ function exchangeTids(k: Kernel, t: Task, leader: Task): void {
 /** struct eventfd_ctx */
 export class Eventfd {
   readonly wqh = new WaitQueue();
+  /** the explorer's name for it (footprint.ts) */
+  readonly oid = newObjectId();
   constructor(
     public count: bigint,
     readonly flags: number,
@@ -961,9 +968,24 @@ export const EVENTFD_ULLONG_MAX = 0xfffffffffffffffen;
 
 /** models eventfd_signal(): add 1 and wake readers (used by kernel code: vhost call, KVM irqfd). */
 export function eventfdSignal(k: Kernel, ctx: Eventfd, n = 1n): void {
+  if (k.fp) eventfdSignalFootprint(k, ctx, n);
   ctx.count = ctx.count + n > EVENTFD_ULLONG_MAX ? EVENTFD_ULLONG_MAX : ctx.count + n;
   ctx.wqh.wakeUp(k);
   for (const cb of eventfdPollers.get(ctx) ?? []) cb();
+}
+
+/**
+ * The explorer's footprint of eventfd_signal() (footprint.ts): the count is an update while
+ * it stays far below ULLONG_MAX — an add of at most 2^32 to a count of at most 2^48 cannot
+ * make another add of the same kind, in an execution within any step budget, reach the
+ * limit — else a write. Sleepers are woken through try_to_wake_up (recorded there); a
+ * wait-queue callback or a kernel poller whose path is not audited touches everything.
+ */
+function eventfdSignalFootprint(k: Kernel, ctx: Eventfd, n: bigint): void {
+  const small = n <= 1n << 32n && ctx.count <= 1n << 48n;
+  fpTouch(k, `eventfd:${ctx.oid}`, small ? FP_UPDATE : FP_WRITE);
+  if (ctx.wqh.funcs?.size) fpGlobal(k);
+  for (const cb of eventfdPollers.get(ctx) ?? []) if (!isAudited(cb)) fpGlobal(k);
 }
 
 /** Kernel-side pollers of an eventfd (vhost_poll): called on every signal. */
@@ -996,6 +1018,8 @@ export const EVENTFD_OPS: FileOps = {
     // fs/eventfd.c eventfd_write(): a write that would reach ULLONG_MAX fails with EAGAIN
     // under O_NONBLOCK, otherwise waits (interruptibly) until a read makes room
     if (ctx.count + v > EVENTFD_ULLONG_MAX) {
+      // the full-counter path (EAGAIN, or a sleep a read ends) is not audited (footprint.ts)
+      fpUnaudited(k, k.current!);
       if (f.flags & O_NONBLOCK || nowait) return err(Errno.EAGAIN);
       const r = yield* waitEvent(k, ctx.wqh, () => ctx.count + v <= EVENTFD_ULLONG_MAX, TASK_INTERRUPTIBLE);
       if (r < 0) return err(Errno.ERESTARTSYS);

@@ -292,6 +292,13 @@ export class Task {
    * the site, cleared when a slice starts; counterexamples print it for a preempted task)
    */
   at = '';
+  /**
+   * the explorer's footprints (footprint.ts): the task runs audited code, whose accesses are
+   * recorded; otherwise each of its steps counts as touching everything
+   */
+  fpAudited = false;
+  /** a thread of a scenario program that has not run yet: its first line is the program's */
+  fpFresh = false;
   /** self_exec_id / parent_exec_id */
   selfExecId = 0;
   parentExecId = 0;

@@ -13,6 +13,7 @@
  */
 import { Errno, err, ok, type Result } from './errno.js';
 import { doWait } from './exit.js';
+import { fpGlobal, fpUnaudited } from './footprint.js';
 import { copyProcess } from './fork.js';
 import type { Kernel } from './kernel.js';
 import {
@@ -67,6 +68,19 @@ export function vhostTaskShouldStop(vtsk: VhostTask): boolean {
   return vtsk.stopRequested;
 }
 
+/**
+ * The explorer's footprints (footprint.ts) in the worker loop of 6.4-rc5 and later: the loop
+ * is audited — its own task state, the STOP and KILLED bits (written only by paths that are
+ * not audited) and vhost_run_work_list(), which records the work list and each work and
+ * marks a work whose function is not audited — as far as signal delivery and the way out,
+ * which are not.
+ */
+function vhostTaskLoopFootprint(k: Kernel, me: Task): void {
+  if (!k.fp) return;
+  if (me.sigpending) fpUnaudited(k, me);
+  else me.fpAudited = true;
+}
+
 /** models vhost_task_fn() of the profile's generation. */
 function* vhostTaskFn(k: Kernel, vtsk: VhostTask): KGen<number> {
   const gen = k.profile.vhostTaskGeneration;
@@ -80,6 +94,7 @@ function* vhostTaskFn(k: Kernel, vtsk: VhostTask): KGen<number> {
     let dead = false;
     const lostWakeup = k.profile.bugs.has('vhost-task-lost-wakeup');
     for (;;) {
+      vhostTaskLoopFootprint(k, me);
       // 6.4-rc5 (f9010dbdce91) tests STOP first, with the task still running
       if (lostWakeup && vtsk.stopRequested) break;
       if (!dead && me.sigpending) {
@@ -115,11 +130,13 @@ function* vhostTaskFn(k: Kernel, vtsk: VhostTask): KGen<number> {
       me.state = TASK_RUNNING;
     }
     me.state = TASK_RUNNING;
+    fpUnaudited(k, me);
     complete(k, vtsk.exited);
     return 0;
   }
   // 6.10+
   for (;;) {
+    vhostTaskLoopFootprint(k, me);
     if (me.sigpending) {
       const ks = yield* getSignal(k);
       if (ks.fatal) break;
@@ -133,6 +150,7 @@ function* vhostTaskFn(k: Kernel, vtsk: VhostTask): KGen<number> {
     if (!did) yield Op.Schedule;
     me.state = TASK_RUNNING;
   }
+  fpUnaudited(k, me);
   yield* mutexLock(k, vtsk.exitMutex);
   if (!vtsk.stopRequested) {
     vtsk.flags |= 1 << VHOST_TASK_FLAGS_KILLED;
@@ -206,6 +224,8 @@ export function* vhostTaskWake(k: Kernel, vtsk: VhostTask): KGen<void> {
  */
 export function vhostTaskWakeLockless(k: Kernel, vtsk: VhostTask): void {
   if (k.profile.vhostTaskLockedWake) {
+    // the warnings are not audited (footprint.ts)
+    if (!vtsk.handleSigkill || vtsk.killed) fpGlobal(k);
     if (!vtsk.handleSigkill) k.warn('__vhost_task_wake', 'no kill handler');
     if (vtsk.killed) {
       k.warn('__vhost_task_wake', 'waking a killed vhost_task');

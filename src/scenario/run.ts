@@ -15,6 +15,7 @@ import type { Choices } from '../kernel/choices.js';
 import { CAP_FULL_SET, CAP_NAMES, capBit } from '../kernel/cred.js';
 import { Errno, err, errnoFromName, errnoName, ok, type Result } from '../kernel/errno.js';
 import { O_CLOEXEC } from '../kernel/files.js';
+import { type FootprintRecorder, fpUnaudited } from '../kernel/footprint.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { cgroupFile, cpuList, parseCpuList, procStat, procStatus } from '../kernel/procfs.js';
 import { RLIMIT_NAMES, type Rlimit } from '../kernel/rlimit.js';
@@ -499,6 +500,8 @@ class Runner {
   private *main(sys: Sys, after: string | undefined, body: Program): KGen<number | undefined> {
     if (after) yield* this.waitLabel(sys, after);
     const code = yield* body(sys);
+    // exit_group() is not audited (footprint.ts)
+    fpUnaudited(this.k, sys.task);
     return yield* sys.exitGroup(code ?? 0);
   }
 
@@ -512,6 +515,12 @@ class Runner {
     for (let i = 0; i < steps.length; i++) {
       const raw = steps[i]!;
       const action = Object.keys(raw).find((x) => x !== 'expect')!;
+      if (this.k.fp) {
+        // the explorer's footprints (footprint.ts): the steps whose kernel paths record what
+        // they touch; every other step touches everything
+        if (AUDITED_STEPS.has(action)) sys.task.fpAudited = true;
+        else fpUnaudited(this.k, sys.task);
+      }
       yield* this.step(sys, proc, action, raw[action], raw.expect, [...path, i, action], aliases);
     }
     return 0;
@@ -669,6 +678,11 @@ class Runner {
       }
       last = r;
       if (b.as) aliases.set(String(b.as), { kind: 'thread', tid: r.value });
+      // the thread's first line is its program's, which says whether it is audited (footprint.ts)
+      if (this.k.fp && b.program) {
+        const t = this.k.findTaskByVpid(r.value, sys.task.activePidNs()!);
+        if (t) t.fpFresh = true;
+      }
     }
     rec(`${count} × pthread_create${b.name ? ` "${b.name}"` : ''}`, last, last.ok ? last.value : undefined);
   }
@@ -1272,6 +1286,13 @@ export function nsInodes(t: Task): Record<string, number> {
 }
 
 /** A thread or child with nothing to do: sleep until a signal ends it. */
+/**
+ * The steps whose kernel paths are audited for the explorer's footprints (footprint.ts):
+ * `loop` itself runs no kernel code; `eventfd-write` is write(2) on an eventfd, whose
+ * eventfd_signal() and vhost_poll wake-ups record what they touch (or mark the step global).
+ */
+const AUDITED_STEPS: ReadonlySet<string> = new Set(['loop', 'eventfd-write']);
+
 function* pauseForever(sys: Sys): KGen<number> {
   for (;;) yield* sys.pause();
 }
@@ -1340,6 +1361,11 @@ export interface RunOptions {
    * explorer, which looks at the failures alone). Default 'full'.
    */
   snapshots?: 'full' | 'checks';
+  /**
+   * record the footprint of every step here (the explorer's partial-order reduction,
+   * footprint.ts); boot and the spawning of the processes count as touching everything
+   */
+  footprints?: FootprintRecorder;
 }
 
 /** Run `sc` on `profile`. */
@@ -1348,6 +1374,10 @@ export function runScenario(sc: LoadedScenario, profile: string, o: RunOptions =
   const seed = o.seed ?? doc.seed ?? 1;
   const r = new Runner(doc, profile, seed, o.trace ?? true, o.choices);
   r.leanSnapshots = o.snapshots === 'checks';
+  if (o.footprints) {
+    r.k.fp = o.footprints;
+    o.footprints.global = true;
+  }
   r.spawnAll();
   // boot and the spawning of the scenario's processes are its set-up: faults start with their steps
   r.k.faultAlloc = o.faultAlloc ?? false;

@@ -5,6 +5,7 @@
  */
 import { Errno, err, ok, type Result } from '../kernel/errno.js';
 import { File, type FileOps, fput } from '../kernel/files.js';
+import { audited, fpUnaudited } from '../kernel/footprint.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { MM } from '../kernel/mm.js';
 import { type KGen, mutexLock, mutexUnlock } from '../kernel/sched.js';
@@ -76,8 +77,8 @@ export class VhostNet {
   rxPackets = 0;
   constructor(readonly k: Kernel) {
     this.dev = new VhostDev(k, 'vhost-net', [
-      (kk, vq) => handleRx(kk, this, vq),
-      (kk, vq) => handleTx(kk, this, vq),
+      audited((kk: Kernel, vq: VhostVirtqueue) => handleRx(kk, this, vq)),
+      audited((kk: Kernel, vq: VhostVirtqueue) => handleTx(kk, this, vq)),
     ]);
   }
   vq(i: number): VhostVirtqueue {
@@ -121,6 +122,9 @@ function* handleTx(k: Kernel, net: VhostNet, vq: VhostVirtqueue): KGen<void> {
   try {
     const sock = net.sock(VHOST_NET_VQ_TX);
     const mm = ringMm(k);
+    // footprints (footprint.ts): without a backend the handler only takes the vq mutex; the
+    // ring and socket paths are not audited
+    if (sock && mm) fpUnaudited(k, k.current!);
     if (!sock || !mm) return;
     if (!vhostDisableNotify(mm, vq.ring).ok) return;
     net.disableVq(vq);
@@ -171,6 +175,9 @@ function* handleRx(k: Kernel, net: VhostNet, vq: VhostVirtqueue): KGen<void> {
   try {
     const sock = net.sock(VHOST_NET_VQ_RX);
     const mm = ringMm(k);
+    // footprints (footprint.ts): without a backend the handler only takes the vq mutex; the
+    // ring and socket paths are not audited
+    if (sock && mm) fpUnaudited(k, k.current!);
     if (!sock || !mm) return;
     if (!vhostDisableNotify(mm, vq.ring).ok) return;
     net.disableVq(vq);

@@ -13,6 +13,16 @@ import { cgroupAttachTaskAll } from '../cgroup/cgroup.js';
 import { Errno, err, ok, type Result } from '../kernel/errno.js';
 import { mmput } from '../kernel/exit.js';
 import type { File } from '../kernel/files.js';
+import {
+  audited,
+  FP_READ,
+  FP_WRITE,
+  fpGlobal,
+  fpTouch,
+  fpUnaudited,
+  isAudited,
+  newObjectId,
+} from '../kernel/footprint.js';
 import { KERN_WORKER_NO_FILES, KERN_WORKER_SIG_IGN } from '../kernel/fork.js';
 import type { Kernel } from '../kernel/kernel.js';
 import {
@@ -77,6 +87,10 @@ export function vhostModule(k: Kernel): VhostModule {
 /** struct vhost_work: a unit of work queued to a worker; QUEUED coalesces repeated queueing. */
 export class VhostWork {
   queued = false;
+  /** the explorer's name for it (footprint.ts) */
+  readonly oid = newObjectId();
+  /** its function's path records what it touches (footprint.ts); otherwise its run touches everything */
+  fpAudited = false;
   constructor(
     readonly fn: (k: Kernel, work: VhostWork) => KGen<void>,
     readonly name: string,
@@ -96,6 +110,8 @@ export class VhostWorker {
   attachmentCnt = 0;
   killed = false;
   id = 0;
+  /** the explorer's name for it (footprint.ts) */
+  readonly oid = newObjectId();
   /** kfree()d by vhost_worker_create()'s error path (model observation: a later use is a use-after-free) */
   freed = false;
   /** V5 VHOST_WORKER_FLAG_STOP and its exit completion */
@@ -121,7 +137,7 @@ export class VhostPoll {
   start(k: Kernel, ctx: Eventfd): void {
     if (this.ctx) return;
     this.ctx = ctx;
-    this.cb = () => vhostVqWorkQueue(k, this.vq, this.work);
+    this.cb = audited(() => vhostVqWorkQueue(k, this.vq, this.work));
     let set = eventfdPollers.get(ctx);
     if (!set) eventfdPollers.set(ctx, (set = new Set()));
     set.add(this.cb);
@@ -159,10 +175,9 @@ export class VhostVirtqueue {
     handleKick: ((k: Kernel, vq: VhostVirtqueue) => KGen<void>) | null,
   ) {
     this.mutex = new Mutex(`vhost_virtqueue[${index}].mutex`);
-    this.poll = new VhostPoll(
-      new VhostWork((k) => handleKickWork(k, handleKick, this), `handle_kick vq${index}`),
-      this,
-    );
+    const work = new VhostWork((k) => handleKickWork(k, handleKick, this), `handle_kick vq${index}`);
+    work.fpAudited = handleKick === null || isAudited(handleKick);
+    this.poll = new VhostPoll(work, this);
   }
   get active(): boolean {
     return this.privateData !== null;
@@ -222,7 +237,14 @@ export class VhostDev {
 
 /** models vhost_worker_queue(): coalesce on QUEUED, push, wake the worker. */
 function vhostWorkerQueue(k: Kernel, worker: VhostWorker, work: VhostWork): void {
-  if (work.queued) return;
+  // footprints (footprint.ts): a coalesced queue only tests QUEUED; a queue sets it, pushes
+  // on the worker's list and wakes the worker (try_to_wake_up records the task)
+  if (work.queued) {
+    fpTouch(k, `vhost-work:${work.oid}`, FP_READ);
+    return;
+  }
+  fpTouch(k, `vhost-work:${work.oid}`, FP_WRITE);
+  fpTouch(k, `vhost-worker:${worker.oid}`, FP_WRITE);
   work.queued = true;
   worker.workList.push(work);
   if (k.trace.enabled)
@@ -239,6 +261,7 @@ export function vhostVqWorkQueue(k: Kernel, vq: VhostVirtqueue, work: VhostWork)
   const worker = vq.worker;
   if (worker && worker.mode === 'vhost-task' && !worker.vtsk) {
     // 6.4-rc1…rc5: dev->worker is visible before worker->vtsk is set → vhost_task_wake(NULL)
+    fpGlobal(k);
     k.warn(
       'vhost_work_queue',
       'BUG: kernel NULL pointer dereference: vhost_task_wake(dev->worker->vtsk == NULL) during VHOST_SET_OWNER ' +
@@ -257,11 +280,20 @@ export function vhostVqWorkQueue(k: Kernel, vq: VhostVirtqueue, work: VhostWork)
 
 /** Take the whole list in FIFO order and run it (vhost_run_work_list / the kthread loop body). */
 function* runWorkList(k: Kernel, worker: VhostWorker): KGen<boolean> {
-  if (worker.workList.length === 0) return false;
+  const fp = k.fp;
+  if (worker.workList.length === 0) {
+    fp?.touch(`vhost-worker:${worker.oid}`, FP_READ);
+    return false;
+  }
+  fp?.touch(`vhost-worker:${worker.oid}`, FP_WRITE);
   const list = worker.workList;
   worker.workList = [];
   k.current!.state = TASK_RUNNING;
   for (const work of list) {
+    if (fp) {
+      fp.touch(`vhost-work:${work.oid}`, FP_WRITE);
+      if (!work.fpAudited) fpUnaudited(k, k.current!);
+    }
     work.queued = false;
     if (k.trace.enabled)
       k.emit('vhost_work_run', `dev=${worker.dev.name} worker=${worker.id} work=${work.name}`);
@@ -278,7 +310,10 @@ function* runWorkList(k: Kernel, worker: VhostWorker): KGen<boolean> {
 
 /** A flush work: completes when every work queued before it has run. */
 function flushWork(done: Completion): VhostWork {
-  return new VhostWork((k) => completeWork(k, done), 'flush');
+  const w = new VhostWork((k) => completeWork(k, done), 'flush');
+  // complete(): the completion's wait queue records itself and the flusher it wakes
+  w.fpAudited = true;
+  return w;
 }
 
 // Work functions are arrow functions calling module-level generators, not generator closures:
