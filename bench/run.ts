@@ -10,7 +10,8 @@
  *    runners (this thread and a worker thread; random strategy, past every violation: the
  *    whole budget runs)
  *  - the fixed lost wake-up loop verified complete (lost-wakeup-kicks, N = K = 3, linux-6.4,
- *    dfs without preemptions) by `vhostsim check` in a fresh process, as a user runs it
+ *    dfs without preemptions) by `vhostsim check` in a fresh process, as a user runs it: with
+ *    sleep sets on one and two threads, and every order of independent steps (--no-por)
  * Trace recording is off: it measures the model, not the trace buffer.
  */
 import { execFileSync } from 'node:child_process';
@@ -204,13 +205,22 @@ for (const [name, runs] of [
   console.log(
     'explorer, dfs: lost-wakeup-kicks N=3 K=3 on linux-6.4 without preemptions, `vhostsim check` in a fresh process',
   );
-  for (const workers of [1, 2]) {
+  for (const [workers, por] of [
+    [1, true],
+    [2, true],
+    [1, false],
+  ] as const) {
     const t0 = process.hrtime.bigint();
-    const out = execFileSync(process.execPath, [...args, '--workers', String(workers)], { encoding: 'utf8' });
+    const out = execFileSync(
+      process.execPath,
+      [...args, '--workers', String(workers), ...(por ? [] : ['--no-por'])],
+      { encoding: 'utf8' },
+    );
     const wall = Number(process.hrtime.bigint() - t0) / 1e9;
     const r = JSON.parse(out) as { complete: boolean; executions: number; elapsedMs: number };
+    const what = `  ${workers} worker${workers > 1 ? 's' : ''}${por ? ', sleep sets' : ', every order (--no-por)'}`;
     console.log(
-      `${`  ${workers} worker${workers > 1 ? 's' : ''}`.padEnd(52)} ${r.complete ? 'complete' : 'NOT complete'} after ${r.executions} executions: search ${(r.elapsedMs / 1000).toFixed(2)} s, process ${wall.toFixed(2)} s`,
+      `${what.padEnd(52)} ${r.complete ? 'complete' : 'NOT complete'} after ${r.executions} executions: search ${(r.elapsedMs / 1000).toFixed(2)} s, process ${wall.toFixed(2)} s`,
     );
   }
 }

@@ -75,6 +75,7 @@ interface CheckOptions {
   output?: string;
   json?: boolean;
   shrink: boolean;
+  por: boolean;
   param: Record<string, number>;
 }
 
@@ -133,6 +134,8 @@ function progressReporter(io: Io, workers: number) {
 interface Bounds {
   runs: number;
   preemptions?: number;
+  /** dfs without preemptions: one order of independent steps is explored (sleep sets) */
+  reduction?: 'sleep-sets';
   seed?: number;
   depth?: number;
   faults: string[];
@@ -181,7 +184,7 @@ const SHARD_FORMAT = 'vhostsim-check-shard';
 function describeBounds(o: Pick<CheckOutcome, 'strategy' | 'bounds'>): string {
   const b = o.bounds;
   return o.strategy === 'dfs'
-    ? `dfs, ≤ ${b.preemptions} preemptions, ≤ ${b.runs} executions`
+    ? `dfs, ≤ ${b.preemptions} preemptions${b.reduction ? ', sleep sets' : ''}, ≤ ${b.runs} executions`
     : `${o.strategy}, seed ${b.seed}, ${b.runs} executions${o.strategy === 'pct' ? `, depth ${b.depth}` : ''}`;
 }
 
@@ -250,7 +253,7 @@ function printOutcome(io: Io, x: CheckOutcome, json: boolean): void {
       x.shard
         ? '  this shard alone'
         : x.complete
-          ? `  complete: every execution with at most ${x.bounds.preemptions} preemptions${x.bounds.faults.length ? ' and 1 injected fault' : ''} was explored`
+          ? `  complete: every execution with at most ${x.bounds.preemptions} preemptions${x.bounds.faults.length ? ' and 1 injected fault' : ''} was explored${x.bounds.reduction ? ', up to the order of independent steps (sleep sets)' : ''}`
           : '  not exhaustive: the execution budget ran out first (raise --runs)',
     );
   }
@@ -447,6 +450,10 @@ export function registerCheck(program: Command, ctx: CommandContext): void {
       {},
     )
     .option('--no-shrink', 'keep the counterexample as found')
+    .option(
+      '--no-por',
+      'dfs without preemptions: explore every order of independent steps too (no sleep sets)',
+    )
     .option('--json', 'print a JSON summary')
     .action((file: string | undefined, opts: CheckOptions) => {
       const { io } = ctx;
@@ -515,6 +522,7 @@ export function registerCheck(program: Command, ctx: CommandContext): void {
         preemptions: opts.preemptions,
         depth: opts.depth,
         shrink: opts.shrink,
+        por: opts.por,
         workers: opts.workers,
         ...(opts.shard ? { shard: opts.shard } : {}),
         onProgress: (p) => progress.update(p),
@@ -531,6 +539,7 @@ export function registerCheck(program: Command, ctx: CommandContext): void {
         bounds: {
           runs: opts.runs ?? (opts.strategy === 'dfs' ? 10_000 : 1000),
           ...(opts.strategy === 'dfs' ? { preemptions: opts.preemptions } : { seed: opts.seed ?? 1 }),
+          ...(r.reduced ? { reduction: 'sleep-sets' as const } : {}),
           ...(opts.strategy === 'pct' ? { depth: opts.depth } : {}),
           faults: opts.faults ?? [],
           ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : {}),

@@ -8,6 +8,7 @@
 import { cpuRunnable } from '../cgroup/cgroup.js';
 import type { ChoiceKind, Choices } from '../kernel/choices.js';
 import { InvariantError } from '../kernel/errno.js';
+import { type Footprint, FootprintRecorder, GLOBAL_FOOTPRINT } from '../kernel/footprint.js';
 import { checkInvariants, findDeadlock } from '../kernel/invariants.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { type Task, taskStateLetter } from '../kernel/task.js';
@@ -90,6 +91,12 @@ export interface Execution {
   readonly kernel: Kernel | null;
   /** recorded when asked for (printing a counterexample) */
   readonly slices?: readonly Slice[];
+  /** the answer function ended the run early (CutShort): no verdict */
+  readonly cutShort?: boolean;
+  /** with footprints: the footprint of the step after each free decision (ExecutionChoices) */
+  readonly footprints?: ReadonlyMap<number, Footprint>;
+  /** … and of the run of the task it chose, the first part of that step */
+  readonly ownFootprints?: ReadonlyMap<number, Footprint>;
 }
 
 /** A task's state after its slice (Slice.after): exited, asleep on what, or preempted where. */
@@ -98,6 +105,17 @@ function stateAfterSlice(t: Task): string {
   const letter = taskStateLetter(t);
   if (t.state !== 0) return t.waitingOn ? `${letter} on ${t.waitingOn.name}` : letter;
   return t.at ? `${letter} in ${t.at}` : letter;
+}
+
+/**
+ * Thrown by an answer function to end an execution early, with no verdict: the explorer's
+ * sleep sets found every candidate asleep (the rest is equivalent to an execution already
+ * explored), or a probe has what it wanted.
+ */
+export class CutShort extends Error {
+  constructor() {
+    super('execution cut short');
+  }
 }
 
 /** Thrown from the step hook when the step budget is exhausted. */
@@ -124,10 +142,41 @@ function schedCandidates(k: Kernel): Task[] {
 export class ExecutionChoices implements Choices {
   readonly log: ChoicePoint[] = [];
   kernel: Kernel | null = null;
+  /**
+   * with footprints: the recorder the run's kernel fills (footprint.ts), and for every free
+   * scheduling decision (a 'sched' decision with no previous task still runnable) the
+   * footprint of what ran after it up to the next free decision or the end: the step the
+   * explorer's sleep sets reason about. A step in which any other decision was made (a
+   * timer, a fault) touches everything: it is not one deterministic transition.
+   */
+  readonly recorder: FootprintRecorder | null;
+  readonly footprints: Map<number, Footprint> | null;
+  /** the footprint of the chosen task's run alone, the first part of each step */
+  readonly ownFootprints: Map<number, Footprint> | null;
+  private lastFree = -1;
+  private mixed = false;
   constructor(
     private readonly answer: (i: number, p: Omit<ChoicePoint, 'value'>) => number,
     private readonly recordTasks = false,
-  ) {}
+    footprints = false,
+  ) {
+    this.recorder = footprints ? new FootprintRecorder() : null;
+    this.footprints = footprints ? new Map() : null;
+    this.ownFootprints = footprints ? new Map() : null;
+  }
+
+  /** a free decision, or the end of the run: the step since the last free decision is over */
+  closeStep(at: number): void {
+    const rec = this.recorder;
+    if (!rec || !this.footprints || !this.ownFootprints) return;
+    const f = rec.take();
+    if (this.lastFree >= 0) {
+      this.footprints.set(this.lastFree, this.mixed ? GLOBAL_FOOTPRINT : f.all);
+      this.ownFootprints.set(this.lastFree, this.mixed ? GLOBAL_FOOTPRINT : f.own);
+    }
+    this.lastFree = at;
+    this.mixed = false;
+  }
 
   choose(kind: ChoiceKind, n: number, what: string): number {
     let prev = -1;
@@ -138,8 +187,12 @@ export class ExecutionChoices implements Choices {
       if (cands.length === n) {
         const last = lastRun(k);
         prev = last ? cands.indexOf(last) : -1;
-        if (this.recordTasks) tasks = cands.map(String);
+        if (this.recordTasks || (this.recorder && prev < 0)) tasks = cands.map(String);
       }
+    }
+    if (this.recorder) {
+      if (kind === 'sched' && prev < 0) this.closeStep(this.log.length);
+      else if (kind !== 'sched') this.mixed = true;
     }
     // one object per decision: filled in with the answer once it is known
     const p: { -readonly [K in keyof ChoicePoint]: ChoicePoint[K] } = { kind, n, what, value: 0, prev };
@@ -202,9 +255,11 @@ export function execute(target: Target, choices: ExecutionChoices, o: ExecuteOpt
   let ch = 0;
   let result: RunResult | undefined;
   let violation: Violation | null = null;
+  let cutShort = false;
   try {
     result = runScenario(target.scenario, target.profile, {
       ...(target.seed !== undefined ? { seed: target.seed } : {}),
+      ...(choices.recorder ? { footprints: choices.recorder } : {}),
       trace: o.trace ?? false,
       // the explorer looks at the failures alone; a replay (with its trace) gets full snapshots
       snapshots: o.trace ? 'full' : 'checks',
@@ -236,7 +291,9 @@ export function execute(target: Target, choices: ExecutionChoices, o: ExecuteOpt
     choices.kernel = result.kernel;
     checkInvariants(result.kernel);
   } catch (e) {
-    if (e instanceof StepBudgetExceeded) violation = { kind: 'step-budget', message: e.message, details: [] };
+    if (e instanceof CutShort) cutShort = true;
+    else if (e instanceof StepBudgetExceeded)
+      violation = { kind: 'step-budget', message: e.message, details: [] };
     else if (e instanceof InvariantError) violation = { kind: 'invariant', message: e.message, details: [] };
     else {
       const err = e as Error;
@@ -247,6 +304,12 @@ export function execute(target: Target, choices: ExecutionChoices, o: ExecuteOpt
       };
     }
   }
+  choices.closeStep(choices.log.length);
+  const fps =
+    choices.footprints && choices.ownFootprints
+      ? { footprints: choices.footprints, ownFootprints: choices.ownFootprints }
+      : {};
+  if (cutShort) return { violation: null, log: choices.log, steps, kernel: choices.kernel, cutShort, ...fps };
   if (!violation && result) {
     const dl = findDeadlock(result.kernel);
     const oops = result.kernel.warnings.find((w) => w.message.startsWith('BUG:'));
@@ -274,5 +337,6 @@ export function execute(target: Target, choices: ExecutionChoices, o: ExecuteOpt
     ...(result ? { result } : {}),
     kernel: result?.kernel ?? choices.kernel,
     ...(slices ? { slices } : {}),
+    ...fps,
   };
 }

@@ -44,6 +44,10 @@ const TRAFFIC = loadScenario(scenarioPath('lost-wakeup-traffic'));
 const rc5: Target = { scenario: LOST, profile: 'linux-6.4-rc5' };
 const fixed: Target = { scenario: LOST, profile: 'linux-6.4' };
 const TRAFFIC_FIXED: Target = { scenario: TRAFFIC, profile: 'linux-6.4' };
+const KICKS: Target = {
+  scenario: loadScenario(scenarioPath('lost-wakeup-kicks'), { N: 2, K: 2 }),
+  profile: 'linux-6.4',
+};
 
 /** the result without its wall-clock time */
 const timeless = (r: ExploreResult) => ({
@@ -267,6 +271,8 @@ describe('workers and shards: the same search, cut up', { timeout: 60_000 }, () 
     ['dfs on linux-6.4', fixed, { strategy: 'dfs', preemptions: 3 }],
     ['dfs on linux-6.4-rc5', rc5, { strategy: 'dfs', preemptions: 2 }],
     ['dfs cut by its budget', fixed, { strategy: 'dfs', preemptions: 3, runs: 60 }],
+    ['dfs with sleep sets (no preemptions)', KICKS, { strategy: 'dfs', preemptions: 0 }],
+    ['dfs with sleep sets, cut by its budget', KICKS, { strategy: 'dfs', preemptions: 0, runs: 300 }],
     ['random on linux-6.4', fixed, { strategy: 'random', seed: 5, runs: 300 }],
     ['random on linux-6.4-rc5', rc5, { strategy: 'random', seed: 5, runs: 300 }],
     ['pct on linux-6.4', fixed, { strategy: 'pct', seed: 2, runs: 300 }],
@@ -349,10 +355,12 @@ describe('workers and shards: the same search, cut up', { timeout: 60_000 }, () 
       [fixed, 3, 60],
       [rc5, 2, 10_000],
       [{ scenario: TRAFFIC, profile: 'linux-6.4' }, 1, 400],
+      [KICKS, 0, 10_000],
     ] as const) {
       const cfg: SearchConfig = {
         strategy: 'dfs',
         bound,
+        por: bound === 0,
         maxFaults: 1,
         seed: 1,
         faultProbability: 0,

@@ -13,20 +13,32 @@
  *   iterative context bounding) and its injected faults within `maxFaults`. If the search
  *   finishes within `runs` executions, the result is `complete`: no interleaving with at most
  *   that many preemptions (and faults) violates anything.
- *   No sleep sets or other partial-order reduction: deciding that two slices commute needs the
- *   set of kernel objects each touches, which the model does not record (a slice can read a
- *   flag, like vhost_task's STOP bit, without leaving any trace). Pruning on trace events alone
- *   would be unsound and would have pruned the very race we look for; preemption bounding is
- *   the reduction used instead. Two more obstacles for whoever adds it: with a preemption
- *   bound, sleep sets prune executions whose equivalent needs more preemptions than the bound
- *   (Coons et al., "Bounded partial-order reduction", OOPSLA 2013): short of their bounded
- *   variant, only a search without preemptions is safe to reduce, and there the steps to
- *   reorder are whole runs until a task blocks; and the virtual clock, which every slice advances (a
- *   context switch costs time), orders timer expiries, so reordered slices are equivalent only
- *   while no timer is pending. And on the lost wake-up loops many runs that end in the same
- *   state in either order still write the same objects: two kicks both add to the one eventfd
- *   counter and test the one work item's QUEUED bit, and every thread's run ends in do_exit(),
- *   which writes its thread group; a read/write footprint keeps those apart.
+ *   Without preemptions, the search is reduced with sleep sets (Godefroid 1996; units.ts):
+ *   a step is what runs from one free decision (the task that ran last cannot go on) to the
+ *   next, and the model records which kernel objects each step reads, updates or writes
+ *   (footprint.ts). Two steps whose footprints do not conflict — kicks that find handle_kick
+ *   already queued and only add to an eventfd count, threads of one process that end while
+ *   their leader lives — lead to the same state in either order, so after one order has been
+ *   explored the other is not: a task whose step was explored at a decision sleeps in the
+ *   siblings explored after it, until a step that conflicts with its step runs. An execution
+ *   in which every candidate sleeps is cut short (it counts as an execution). Footprints are
+ *   sound by construction: a step touches everything unless every line it ran is audited
+ *   (the scenario interpreter's `eventfd-write` and `loop`, the paths they reach, thread
+ *   exits while the leader lives, the 6.4+ vhost_task worker loop with flush works and
+ *   vhost-net's handle_kick without a backend), so a new path is never reduced by mistake;
+ *   sleep-sets.test.ts checks that the reduced search reaches every outcome of the full one.
+ *   Every execution still has its invariants checked after each slice, but a state that only
+ *   an unexplored order of independent steps passes through is not visited: an invariant
+ *   of the model broken only there would be missed (the violations the explorer reports —
+ *   deadlocks, expectations, kernel bugs — do not depend on that order).
+ *   Not with a preemption bound: sleep sets can then prune an execution whose equivalent
+ *   needs more preemptions than the bound (Coons et al., "Bounded partial-order reduction",
+ *   OOPSLA 2013). Sleep sets leave out the second order of independent steps but still try
+ *   every candidate at a decision once; dynamic partial-order reduction (source sets,
+ *   Abdulla et al., POPL 2014), which would also leave out candidates no race calls for, is
+ *   not implemented. The virtual clock, which every slice advances, orders
+ *   timer expiries: while a timer is pending, or under a CPU quota, every step touches
+ *   everything. `por: false` (`--no-por`) turns the reduction off.
  * - `random`: every answer uniformly at random (faults with probability `faultProbability`),
  *   execution i seeded from (seed, i): the whole search is a pure function of the seed.
  * - `pct`: Probabilistic Concurrency Testing (Burckhardt et al., ASPLOS 2010): every task gets
@@ -77,6 +89,11 @@ export interface ExploreOptions {
   seed?: number;
   /** dfs: preemption bound (default 2) */
   preemptions?: number;
+  /**
+   * dfs without preemptions: sleep sets over the footprints of steps (default true; see the
+   * header). With a preemption bound the search is not reduced.
+   */
+  por?: boolean;
   /** dfs: injected faults per execution (default 1; faults only when the target enables them) */
   maxFaults?: number;
   /** pct: bug depth d (default 3) */
@@ -148,6 +165,8 @@ export interface ShardReport {
 
 export interface ExploreResult {
   readonly strategy: Strategy;
+  /** dfs without preemptions: the search was reduced with sleep sets (ExploreOptions.por) */
+  readonly reduced: boolean;
   readonly verdict: 'violation' | 'ok';
   /** dfs only: the whole bounded space was searched */
   readonly complete: boolean;
@@ -216,9 +235,11 @@ export function explore(target: Target, o: ExploreOptions = {}): ExploreResult {
   const runs = o.runs ?? (strategy === 'dfs' ? 10_000 : 1_000);
   const now = o.now ?? (() => performance.now());
   const t0 = now();
+  const bound = o.preemptions ?? 2;
   const cfg: SearchConfig = {
     strategy,
-    bound: o.preemptions ?? 2,
+    bound,
+    por: strategy === 'dfs' && bound === 0 && (o.por ?? true),
     maxFaults: o.maxFaults ?? 1,
     seed: o.seed ?? 1,
     faultProbability: o.faultProbability ?? 0.05,
@@ -281,6 +302,7 @@ export function explore(target: Target, o: ExploreOptions = {}): ExploreResult {
   };
   const base = {
     strategy,
+    reduced: cfg.por ?? false,
     executions: combined.executions,
     states: combined.states.size,
     depth: combined.depth,

@@ -16,9 +16,11 @@
  * can be cut at an execution budget), where its depth grew, and its first violation.
  */
 import { mulberry32 } from '../kernel/choices.js';
+import { type Footprint, footprintsConflict, GLOBAL_FOOTPRINT } from '../kernel/footprint.js';
 import { type BufferPool, withBufferPool } from '../kernel/mm.js';
 import {
   type ChoicePoint,
+  CutShort,
   type Execution,
   ExecutionChoices,
   execute,
@@ -44,6 +46,8 @@ export interface SearchConfig {
   readonly k: number;
   /** do not stop at the first violation: run the whole budget (the first is still reported) */
   readonly keepGoing?: boolean;
+  /** dfs: sleep sets over the footprints of steps (explore.ts); only without preemptions */
+  readonly por?: boolean;
 }
 
 export type UnitSpec =
@@ -91,6 +95,10 @@ export function prefixHashes(log: readonly ChoicePoint[], out: (h: number) => vo
   }
 }
 
+/** A sleep set: the tasks whose next step need not run here, with that step's footprint. */
+type SleepSet = ReadonlyMap<string, Footprint>;
+const NO_SLEEPERS: SleepSet = new Map();
+
 interface DfsEntry {
   n: number;
   kind: ChoicePoint['kind'];
@@ -99,21 +107,37 @@ interface DfsEntry {
   tried: Set<number>;
   preemptsBefore: number;
   faultsBefore: number;
+  /**
+   * sleep sets, at a free decision (every decision of the reduced search that picks a task):
+   * the candidates, the sleep set on arrival, the answers explored before the current one
+   * (task and the footprint of its run) and the footprint of the current answer's run (the
+   * chosen task's, until another task runs: ExecutionChoices.ownFootprints)
+   */
+  por?: { tasks: readonly string[]; asleep: SleepSet; done: [string, Footprint][]; fp: Footprint | null };
 }
 
-/** Extend the dfs stack with the choice points of `log` past its end (checking the rest). */
-function extendStack(stack: DfsEntry[], log: readonly ChoicePoint[]): void {
+/** A free decision: a scheduling decision where the task that ran last cannot go on. */
+const isFree = (p: Decision) => p.kind === 'sched' && p.prev < 0;
+
+/**
+ * Extend the dfs stack with the choice points of `ex` past its end (checking the rest); with
+ * sleep sets, record at each free decision its sleep set (`asleep`, from SleepSetAnswers) and
+ * the footprint of the step its answer ran.
+ */
+function extendStack(stack: DfsEntry[], ex: Execution, asleep?: ReadonlyMap<number, SleepSet>): void {
+  const log = ex.log;
+  const fps = ex.footprints;
   for (let i = 0; i < log.length; i++) {
     const c = log[i]!;
     if (i < stack.length) {
-      if (stack[i]!.n !== c.n || stack[i]!.kind !== c.kind)
-        throw new Error(
-          `nondeterminism: choice ${i} was ${stack[i]!.kind}/${stack[i]!.n}, now ${c.kind}/${c.n}`,
-        );
+      const e = stack[i]!;
+      if (e.n !== c.n || e.kind !== c.kind)
+        throw new Error(`nondeterminism: choice ${i} was ${e.kind}/${e.n}, now ${c.kind}/${c.n}`);
+      if (e.por && !e.por.fp) e.por.fp = stepFootprint(ex, i, 'own');
       continue;
     }
     const before = stack[i - 1];
-    stack.push({
+    const e: DfsEntry = {
       n: c.n,
       kind: c.kind,
       prev: c.prev,
@@ -121,9 +145,175 @@ function extendStack(stack: DfsEntry[], log: readonly ChoicePoint[]): void {
       tried: new Set([c.value]),
       preemptsBefore: before ? before.preemptsBefore + (isPreemption(before, before.value) ? 1 : 0) : 0,
       faultsBefore: before ? before.faultsBefore + (isFault(before, before.value) ? 1 : 0) : 0,
-    });
+    };
+    if (fps && asleep && isFree(c) && c.tasks)
+      e.por = {
+        tasks: c.tasks,
+        asleep: asleep.get(i) ?? NO_SLEEPERS,
+        done: [],
+        fp: stepFootprint(ex, i, 'own'),
+      };
+    stack.push(e);
   }
   stack.length = Math.min(stack.length, log.length);
+}
+
+/**
+ * The footprint of the step after free decision `i` of `ex`. The last step of an execution
+ * that ended with a violation stopped part-way: it counts as touching everything.
+ */
+function stepFootprint(ex: Execution, i: number, part: 'all' | 'own' = 'all'): Footprint {
+  const f = (part === 'own' ? ex.ownFootprints : ex.footprints)?.get(i);
+  if (!f) return GLOBAL_FOOTPRINT;
+  if (ex.violation) {
+    for (let j = i + 1; j < ex.log.length; j++) if (isFree(ex.log[j]!)) return f;
+    return GLOBAL_FOOTPRINT;
+  }
+  return f;
+}
+
+/** Move entry `e` to answer `v`: the step of the answer it leaves joins those explored. */
+function advance(e: DfsEntry, v: number): void {
+  e.tried.add(v);
+  if (e.por) {
+    e.por.done.push([e.por.tasks[e.value]!, e.por.fp ?? GLOBAL_FOOTPRINT]);
+    e.por.fp = null;
+  }
+  e.value = v;
+}
+
+/**
+ * The answers of a dfs execution with sleep sets (Godefroid, "Partial-order methods for the
+ * verification of concurrent systems", 1996, ch. 5): the prefix, then at each free decision
+ * the first candidate that is not asleep; when every candidate is asleep, whatever follows is
+ * equivalent to an execution already explored, and the execution is cut short. The sleep set
+ * at a free decision is that of the one before, together with the answers explored there
+ * before the current one, less every task whose step conflicts with the step that ran in
+ * between (footprintsConflict).
+ */
+class SleepSetAnswers {
+  private lastFree = -1;
+  private lastAsleep: SleepSet = NO_SLEEPERS;
+  /** the sleep set at each free decision of the execution */
+  readonly asleep = new Map<number, SleepSet>();
+  choices: ExecutionChoices | null = null;
+  constructor(
+    private readonly stack: readonly DfsEntry[],
+    private readonly prefix: readonly number[],
+  ) {}
+
+  readonly answer = (i: number, p: Omit<ChoicePoint, 'value'>): number => {
+    const given = i < this.prefix.length ? this.prefix[i]! : -1;
+    if (!isFree(p)) return given >= 0 ? given : defaultAnswer(p);
+    const z = this.sleepAt(i);
+    this.asleep.set(i, z);
+    if (given >= 0) return given;
+    const tasks = p.tasks;
+    if (!tasks) return 0;
+    for (let v = 0; v < tasks.length; v++) if (!z.has(tasks[v]!)) return v;
+    throw new CutShort();
+  };
+
+  private sleepAt(i: number): SleepSet {
+    const prevFree = this.lastFree;
+    this.lastFree = i;
+    const known = this.stack[i]?.por;
+    let z: SleepSet;
+    if (known) z = known.asleep;
+    else if (prevFree < 0) z = NO_SLEEPERS;
+    else {
+      // the step since the previous free decision has just been closed (ExecutionChoices)
+      const f = this.choices!.footprints!.get(prevFree) ?? GLOBAL_FOOTPRINT;
+      const pe = this.stack[prevFree]?.por;
+      const out = new Map<string, Footprint>();
+      if (!f.global) {
+        const keep = (t: string, g: Footprint) => {
+          if (!footprintsConflict(g, f)) out.set(t, g);
+        };
+        if (pe) {
+          for (const [t, g] of pe.asleep) keep(t, g);
+          for (const [t, g] of pe.done) keep(t, g);
+        } else for (const [t, g] of this.lastAsleep) keep(t, g);
+      }
+      z = out;
+    }
+    this.lastAsleep = z;
+    return z;
+  }
+}
+
+/**
+ * The footprint of the step that answer `value` at free decision `at` runs after `prefix`
+ * (the answers before `at`): an execution cut short at the next free decision, not counted
+ * as one of the search's executions.
+ */
+function probeStep(
+  target: Target,
+  prefix: readonly number[],
+  at: number,
+  value: number,
+  trace: boolean,
+): Execution {
+  const choices = new ExecutionChoices(
+    (i, p) => {
+      if (i > at && isFree(p)) throw new CutShort();
+      return i < at ? prefix[i]! : i === at ? value : defaultAnswer(p);
+    },
+    false,
+    true,
+  );
+  // traced as the unit's executions are: the objects a run makes, and their names, are the same
+  return execute(target, choices, { invariants: false, trace });
+}
+
+/**
+ * The dfs stack along a unit's prefix with its sleep sets, as the whole search would have
+ * them when it reaches the unit: the answers explored before the prefix's at each free
+ * decision are those not asleep with a smaller index (the reduced search takes the free
+ * candidates in order), and the footprints of their steps come from probes.
+ */
+function prefixStack(
+  target: Target,
+  prefix: readonly number[],
+  buffers: ExecutionBuffers,
+  trace = false,
+): DfsEntry[] {
+  const stack: DfsEntry[] = [];
+  if (prefix.length === 0) return stack;
+  const scout = withBufferPool(buffers, () =>
+    probeStep(target, prefix, prefix.length - 1, prefix.at(-1)!, trace),
+  );
+  buffers.reclaim();
+  if (scout.log.length < prefix.length)
+    throw new Error(`dfs unit prefix of ${prefix.length} answers ends early`);
+  extendStack(stack, { ...scout, log: scout.log.slice(0, prefix.length) });
+  let asleep: SleepSet = NO_SLEEPERS;
+  let last: DfsEntry['por'] | null = null;
+  let lastFp: Footprint = GLOBAL_FOOTPRINT;
+  for (let j = 0; j < prefix.length; j++) {
+    const c = scout.log[j]!;
+    const e = stack[j]!;
+    if (!isFree(c) || !c.tasks) continue;
+    if (last) {
+      const out = new Map<string, Footprint>();
+      if (!lastFp.global)
+        for (const [t, g] of [...last.asleep, ...last.done])
+          if (!footprintsConflict(g, lastFp)) out.set(t, g);
+      asleep = out;
+    }
+    const done: [string, Footprint][] = [];
+    for (let v = 0; v < e.value; v++) {
+      const t = c.tasks[v]!;
+      if (asleep.has(t)) continue;
+      const probe = withBufferPool(buffers, () => probeStep(target, prefix, j, v, trace));
+      buffers.reclaim();
+      done.push([t, stepFootprint(probe, j, 'own')]);
+    }
+    lastFp = stepFootprint(scout, j);
+    e.por = { tasks: c.tasks, asleep, done, fp: stepFootprint(scout, j, 'own') };
+    last = e.por;
+  }
+  return stack;
 }
 
 /** the answers of entry `e` other than its value, within the bounds, in increasing order */
@@ -131,6 +321,7 @@ function alternatives(e: DfsEntry, cfg: SearchConfig): number[] {
   const out: number[] = [];
   for (let v = 0; v < e.n; v++) {
     if (e.tried.has(v)) continue;
+    if (e.por?.asleep.has(e.por.tasks[v]!)) continue;
     if (e.preemptsBefore + (isPreemption(e, v) ? 1 : 0) > cfg.bound) continue;
     if (e.faultsBefore + (isFault(e, v) ? 1 : 0) > cfg.maxFaults) continue;
     out.push(v);
@@ -239,6 +430,8 @@ export interface RunUnitOptions {
    * runs (each unit of random executions would otherwise allocate megabytes afresh)
    */
   buffers?: ExecutionBuffers;
+  /** record every execution's trace (tests that compare what executions did) */
+  trace?: boolean;
 }
 
 /** Run one unit of a search. */
@@ -255,9 +448,12 @@ export function runUnit(target: Target, cfg: SearchConfig, spec: UnitSpec, o: Ru
     answer: (i: number, p: Omit<ChoicePoint, 'value'>) => number,
     tasks: boolean,
     checkedPrefix = 0,
+    sleep: SleepSetAnswers | null = null,
   ): Execution => {
+    const choices = new ExecutionChoices(answer, tasks, sleep !== null);
+    if (sleep) sleep.choices = choices;
     const ex = withBufferPool(buffers, () =>
-      execute(target, new ExecutionChoices(answer, tasks), { checkedPrefix }),
+      execute(target, choices, { checkedPrefix, trace: o.trace ?? false }),
     );
     const at = executions++;
     prefixHashes(ex.log, (h) => {
@@ -288,23 +484,25 @@ export function runUnit(target: Target, cfg: SearchConfig, spec: UnitSpec, o: Ru
       if (found && !cfg.keepGoing) break;
     }
   } else {
-    const stack: DfsEntry[] = [];
+    const stack: DfsEntry[] = cfg.por ? prefixStack(target, spec.prefix, buffers, o.trace) : [];
     let prefix = spec.prefix;
     // answers shared with an execution of this unit that ran clean (see ExecuteOptions)
     let checked = 0;
     for (;;) {
       const fixed = prefix;
-      const ex = run((i, p) => (i < fixed.length ? fixed[i]! : defaultAnswer(p)), false, checked);
+      const sleep = cfg.por ? new SleepSetAnswers(stack, fixed) : null;
+      const ex = sleep
+        ? run(sleep.answer, false, checked, sleep)
+        : run((i, p) => (i < fixed.length ? fixed[i]! : defaultAnswer(p)), false, checked);
       if (found && !cfg.keepGoing) break;
-      extendStack(stack, ex.log);
+      extendStack(stack, ex, sleep?.asleep);
       // backtrack: the deepest choice point (at or below the floor) with an untried answer
       let next: number[] | null = null;
       while (stack.length > spec.floor && !next) {
         const e = stack[stack.length - 1]!;
         const v = alternatives(e, cfg)[0];
         if (v !== undefined) {
-          e.tried.add(v);
-          e.value = v;
+          advance(e, v);
           next = stack.map((s) => s.value);
         } else stack.pop();
       }
@@ -313,7 +511,7 @@ export function runUnit(target: Target, cfg: SearchConfig, spec: UnitSpec, o: Ru
         break;
       }
       // the next execution repeats this one up to its last answer, which it changes
-      checked = ex.violation ? 0 : next.length - 1;
+      checked = ex.violation || ex.cutShort ? 0 : next.length - 1;
       if (o.donate?.wanted()) {
         const given: UnitSpec[] = [];
         for (let j = spec.floor; j < stack.length && given.length === 0; j++) {
@@ -343,13 +541,18 @@ function splitDfs(
   u: Extract<UnitSpec, { kind: 'dfs' }>,
 ): Extract<UnitSpec, { kind: 'dfs' }>[] | null {
   const fixed = u.prefix;
-  const ex = execute(
-    target,
-    new ExecutionChoices((i, p) => (i < fixed.length ? fixed[i]! : defaultAnswer(p))),
+  const buffers = new ExecutionBuffers();
+  const stack: DfsEntry[] = cfg.por ? prefixStack(target, fixed, buffers) : [];
+  const sleep = cfg.por ? new SleepSetAnswers(stack, fixed) : null;
+  const choices = new ExecutionChoices(
+    sleep ? sleep.answer : (i, p) => (i < fixed.length ? fixed[i]! : defaultAnswer(p)),
+    false,
+    sleep !== null,
   );
+  if (sleep) sleep.choices = choices;
+  const ex = withBufferPool(buffers, () => execute(target, choices));
   if (ex.violation || ex.log.length <= u.floor) return null;
-  const stack: DfsEntry[] = [];
-  extendStack(stack, ex.log);
+  extendStack(stack, ex, sleep?.asleep);
   const values = stack.map((s) => s.value);
   const out: Extract<UnitSpec, { kind: 'dfs' }>[] = [{ kind: 'dfs', prefix: u.prefix, floor: stack.length }];
   for (let j = stack.length - 1; j >= u.floor; j--)
