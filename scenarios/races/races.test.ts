@@ -226,6 +226,24 @@ describe('lost-wakeup-kicks, parametrised', () => {
     },
   );
 
+  it('N=3 K=3: the fixed loop is complete without preemptions, in fewer executions with sleep sets, as the description states', () => {
+    const target: Target = {
+      scenario: loadScenario(pathOf('lost-wakeup-kicks'), { N: 3, K: 3 }),
+      profile: 'linux-6.4',
+    };
+    const description = target.scenario.doc.description ?? '';
+    const reduced = explore(target, { strategy: 'dfs', preemptions: 0, runs: 100_000 });
+    const every = explore(target, { strategy: 'dfs', preemptions: 0, runs: 100_000, por: false });
+    for (const r of [reduced, every]) {
+      expect(r.verdict).toBe('ok');
+      expect(r.complete).toBe(true);
+    }
+    expect(reduced.executions).toBeLessThan(every.executions);
+    expect(description.replace(/\s+/g, ' ')).toContain(
+      `linux-6.4, clean after ${reduced.executions} executions (complete without preemptions, with sleep sets; ${every.executions} with --no-por)`,
+    );
+  }, 60_000);
+
   it('a queueing wake-up can be lost too: random schedules also hang the release in its flush', () => {
     const target: Target = {
       scenario: loadScenario(pathOf('lost-wakeup-kicks'), { N: 2, K: 2 }),

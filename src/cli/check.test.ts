@@ -83,6 +83,25 @@ describe('vhostsim check', { timeout: 60_000 }, () => {
     expect(r.out).toContain('complete: every execution with at most 2 preemptions was explored');
   });
 
+  it('without preemptions dfs uses sleep sets, says so, and --no-por explores every order instead', () => {
+    const KICKS = fileURLToPath(new URL('../../scenarios/races/lost-wakeup-kicks.yaml', import.meta.url));
+    const args = ['check', KICKS, '--profile', 'linux-6.4', '--param', 'N=2', '--param', 'K=2'];
+    const reduced = run([...args, '--preemptions', '0']);
+    expect(reduced.code).toBe(0);
+    expect(reduced.out).toContain('(dfs, ≤ 0 preemptions, sleep sets, ≤ 10000 executions)');
+    expect(reduced.out).toContain('751 executions');
+    expect(reduced.out).toContain(
+      'complete: every execution with at most 0 preemptions was explored, up to the order of independent steps (sleep sets)',
+    );
+    const every = JSON.parse(run([...args, '--preemptions', '0', '--no-por', '--json']).out);
+    expect(every).toMatchObject({ verdict: 'ok', complete: true, executions: 982 });
+    expect(every.bounds.reduction).toBeUndefined();
+    const j = JSON.parse(run([...args, '--preemptions', '0', '--json']).out);
+    expect(j.bounds).toEqual({ runs: 10000, preemptions: 0, reduction: 'sleep-sets', faults: [] });
+    // with a preemption bound the search is not reduced
+    expect(run([...args, '--preemptions', '1']).out).not.toContain('sleep sets');
+  });
+
   it('--json prints a summary', () => {
     const r = run([
       'check',

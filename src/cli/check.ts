@@ -326,7 +326,7 @@ function mergeSummaries(paths: readonly string[]): CheckOutcome {
         ['scenario document', s.digest, first.digest],
         ['profile', s.x.profile, first.x.profile],
         ['strategy', s.x.strategy, first.x.strategy],
-        ['bounds', s.x.bounds, first.x.bounds],
+        ['search bound', s.x.bounds, first.x.bounds],
         ['shard count', s.x.shard!.count, first.x.shard!.count],
       ] as const
     ).find(([, a, b]) => !same(a, b));

@@ -112,7 +112,11 @@ export function fpUnaudited(k: { fp: FootprintRecorder | null; current: Task | n
 
 /** the footprint object of a task's own state (its state word, flags, signal bits) */
 export function taskObject(t: Task): string {
-  return `task:${t.pid}`;
+  if (t.fpObjectPid !== t.pid) {
+    t.fpObjectPid = t.pid;
+    t.fpObject = `task:${t.pid}`;
+  }
+  return t.fpObject;
 }
 
 /**

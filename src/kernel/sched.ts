@@ -61,6 +61,11 @@ export class WaitQueue {
   readonly waiters = new Set<Task>();
   /** the explorer's name for it and for what it guards (footprint.ts) */
   readonly oid = newObjectId();
+  private fpName = '';
+  get fpObject(): string {
+    if (this.fpName === '') this.fpName = `wq:${this.oid}`;
+    return this.fpName;
+  }
   constructor(
     /** what the queue belongs to, for wait-for graphs */
     readonly name = 'wait_queue',
@@ -74,7 +79,7 @@ export class WaitQueue {
     const fp = k.fp;
     if (fp) {
       // waking an empty queue only looks at it
-      fp.touch(`wq:${this.oid}`, this.waiters.size > 0 || this.funcs?.size ? FP_WRITE : FP_READ);
+      fp.touch(this.fpObject, this.waiters.size > 0 || this.funcs?.size ? FP_WRITE : FP_READ);
       if (this.funcs) for (const fn of this.funcs) if (!isAudited(fn)) fp.global = true;
     }
     if (this.funcs) for (const fn of [...this.funcs]) fn();
@@ -97,13 +102,13 @@ export class WaitQueue {
 export function* waitEvent(k: Kernel, wq: WaitQueue, cond: () => boolean, state: number): KGen<number> {
   // footprints: the queue, and the object it guards, which `cond` reads (a mutex's owner, a
   // completion's count); an audited caller must not wait on anything else (footprint.ts)
-  k.fp?.touch(`wq:${wq.oid}`, FP_WRITE);
+  k.fp?.touch(wq.fpObject, FP_WRITE);
   if (cond()) return 0;
   const t = k.current!;
   let ret = 0;
   for (;;) {
     // again after every wake-up: the run that resumes here is a step of its own
-    k.fp?.touch(`wq:${wq.oid}`, FP_WRITE);
+    k.fp?.touch(wq.fpObject, FP_WRITE);
     wq.waiters.add(t);
     t.state = state;
     t.waitingOn = wq;
@@ -173,7 +178,7 @@ export function* mutexLock(k: Kernel, m: Mutex): KGen<void> {
 
 /** models mutex_trylock(). */
 export function mutexTrylock(k: Kernel, m: Mutex): boolean {
-  k.fp?.touch(`wq:${m.wq.oid}`, FP_WRITE);
+  k.fp?.touch(m.wq.fpObject, FP_WRITE);
   if (m.owner) return false;
   m.owner = k.current;
   return true;

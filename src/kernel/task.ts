@@ -299,6 +299,9 @@ export class Task {
   fpAudited = false;
   /** a thread of a scenario program that has not run yet: its first line is the program's */
   fpFresh = false;
+  /** the footprint name of the task's own state, for pid fpObjectPid (footprint.ts taskObject) */
+  fpObject = '';
+  fpObjectPid = -1;
   /** self_exec_id / parent_exec_id */
   selfExecId = 0;
   parentExecId = 0;
@@ -343,8 +346,17 @@ export class Task {
     return this.exitState === 0;
   }
   toString(): string {
-    return `${this.comm}-${this.pid}`;
+    // comm-pid, kept until comm or pid changes (the explorer names candidates at every decision)
+    if (this.nameComm !== this.comm || this.namePid !== this.pid) {
+      this.nameComm = this.comm;
+      this.namePid = this.pid;
+      this.name = `${this.comm}-${this.pid}`;
+    }
+    return this.name;
   }
+  private name = '';
+  private nameComm = '';
+  private namePid = -1;
 }
 
 /**
