@@ -159,6 +159,8 @@ export class ExecutionChoices implements Choices {
     private readonly answer: (i: number, p: Omit<ChoicePoint, 'value'>) => number,
     private readonly recordTasks = false,
     footprints = false,
+    /** with footprints, the candidates of free decisions are named from this decision on */
+    private readonly namesFrom = 0,
   ) {
     this.recorder = footprints ? new FootprintRecorder() : null;
     this.footprints = footprints ? new Map() : null;
@@ -187,7 +189,8 @@ export class ExecutionChoices implements Choices {
       if (cands.length === n) {
         const last = lastRun(k);
         prev = last ? cands.indexOf(last) : -1;
-        if (this.recordTasks || (this.recorder && prev < 0)) tasks = cands.map(String);
+        if (this.recordTasks || (this.recorder && prev < 0 && this.log.length >= this.namesFrom))
+          tasks = cands.map(String);
       }
     }
     if (this.recorder) {

@@ -34,9 +34,13 @@
  *   Not with a preemption bound: sleep sets can then prune an execution whose equivalent
  *   needs more preemptions than the bound (Coons et al., "Bounded partial-order reduction",
  *   OOPSLA 2013). Sleep sets leave out the second order of independent steps but still try
- *   every candidate at a decision once; dynamic partial-order reduction (source sets,
- *   Abdulla et al., POPL 2014), which would also leave out candidates no race calls for, is
- *   not implemented. The virtual clock, which every slice advances, orders
+ *   every candidate at a decision once; dynamic partial-order reduction (Flanagan and
+ *   Godefroid, POPL 2005; source sets, Abdulla et al., POPL 2014) would also leave out
+ *   candidates no race calls for, but learns which from the executions below a decision, so
+ *   units searched apart (workers, shards) would have to tell each other what they found and
+ *   could no longer be run in any order with the same result; sleep sets need only the
+ *   decision's own earlier candidates, which a unit recomputes from its prefix with probes
+ *   (units.ts prefixStack). The virtual clock, which every slice advances, orders
  *   timer expiries: while a timer is pending, or under a CPU quota, every step touches
  *   everything. `por: false` (`--no-por`) turns the reduction off.
  * - `random`: every answer uniformly at random (faults with probability `faultProbability`),

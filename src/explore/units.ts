@@ -201,6 +201,9 @@ class SleepSetAnswers {
     private readonly stack: readonly DfsEntry[],
     private readonly prefix: readonly number[],
   ) {}
+  get prefixLength(): number {
+    return this.prefix.length;
+  }
 
   readonly answer = (i: number, p: Omit<ChoicePoint, 'value'>): number => {
     const given = i < this.prefix.length ? this.prefix[i]! : -1;
@@ -450,7 +453,8 @@ export function runUnit(target: Target, cfg: SearchConfig, spec: UnitSpec, o: Ru
     checkedPrefix = 0,
     sleep: SleepSetAnswers | null = null,
   ): Execution => {
-    const choices = new ExecutionChoices(answer, tasks, sleep !== null);
+    // the decisions of the prefix are on the stack already, named
+    const choices = new ExecutionChoices(answer, tasks, sleep !== null, sleep?.prefixLength ?? 0);
     if (sleep) sleep.choices = choices;
     const ex = withBufferPool(buffers, () =>
       execute(target, choices, { checkedPrefix, trace: o.trace ?? false }),
@@ -548,6 +552,7 @@ function splitDfs(
     sleep ? sleep.answer : (i, p) => (i < fixed.length ? fixed[i]! : defaultAnswer(p)),
     false,
     sleep !== null,
+    fixed.length,
   );
   if (sleep) sleep.choices = choices;
   const ex = withBufferPool(buffers, () => execute(target, choices));
