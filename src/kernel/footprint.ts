@@ -15,9 +15,16 @@
  *
  * Soundness rests on one rule: a step is global unless every line it ran is audited. A task
  * is audited only inside a region that says so (Task.fpAudited, set by the scenario
- * interpreter around the steps whose kernel paths record what they touch) and every way out
+ * interpreter for the steps whose kernel paths record what they touch, and by the 6.4+
+ * vhost_task worker loop) and every way out
  * of an audited path into code that records nothing marks the step global (fpGlobal). Code
  * that records nothing is therefore always treated as touching everything.
+ *
+ * An audited path records what it writes and what it reads of objects that other audited
+ * paths write. A read of an object that only unaudited code writes (the fd table, a vq's
+ * worker pointer, vhost_task's STOP bit) conflicts anyway, since that code's steps touch
+ * everything; whoever audits such a writer must add the reads. sleep-sets.test.ts runs the
+ * reduced and the full search side by side and compares every outcome.
  */
 import type { Task } from './task.js';
 
