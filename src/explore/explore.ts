@@ -42,7 +42,10 @@
  *   decision's own earlier candidates, which a unit recomputes from its prefix with probes
  *   (units.ts prefixStack). The virtual clock, which every slice advances, orders
  *   timer expiries: while a timer is pending, or under a CPU quota, every step touches
- *   everything. `por: false` (`--no-por`) turns the reduction off.
+ *   everything. Otherwise time is not part of what is compared: two orders of the same steps
+ *   can differ in context switches and so in the virtual time they end at, which matters only
+ *   to a run that hits the scenario's time-limit. `por: false` (`--no-por`) turns the
+ *   reduction off.
  * - `random`: every answer uniformly at random (faults with probability `faultProbability`),
  *   execution i seeded from (seed, i): the whole search is a pure function of the seed.
  * - `pct`: Probabilistic Concurrency Testing (Burckhardt et al., ASPLOS 2010): every task gets
