@@ -183,6 +183,18 @@ function advance(e: DfsEntry, v: number): void {
 }
 
 /**
+ * The sleep set after a step with footprint `f`: the tasks asleep before it, and those
+ * explored before the answer that ran it (`done`), whose steps do not conflict with it.
+ */
+function stillAsleep(asleep: SleepSet, done: readonly [string, Footprint][], f: Footprint): SleepSet {
+  if (f.global) return NO_SLEEPERS;
+  const out = new Map<string, Footprint>();
+  for (const [t, g] of asleep) if (!footprintsConflict(g, f)) out.set(t, g);
+  for (const [t, g] of done) if (!footprintsConflict(g, f)) out.set(t, g);
+  return out;
+}
+
+/**
  * The answers of a dfs execution with sleep sets (Godefroid, "Partial-order methods for the
  * verification of concurrent systems", 1996, ch. 5): the prefix, then at each free decision
  * the first candidate that is not asleep; when every candidate is asleep, whatever follows is
@@ -228,17 +240,7 @@ class SleepSetAnswers {
       // the step since the previous free decision has just been closed (ExecutionChoices)
       const f = this.choices!.footprints!.get(prevFree) ?? GLOBAL_FOOTPRINT;
       const pe = this.stack[prevFree]?.por;
-      const out = new Map<string, Footprint>();
-      if (!f.global) {
-        const keep = (t: string, g: Footprint) => {
-          if (!footprintsConflict(g, f)) out.set(t, g);
-        };
-        if (pe) {
-          for (const [t, g] of pe.asleep) keep(t, g);
-          for (const [t, g] of pe.done) keep(t, g);
-        } else for (const [t, g] of this.lastAsleep) keep(t, g);
-      }
-      z = out;
+      z = pe ? stillAsleep(pe.asleep, pe.done, f) : stillAsleep(this.lastAsleep, [], f);
     }
     this.lastAsleep = z;
     return z;
@@ -297,13 +299,7 @@ function prefixStack(
     const c = scout.log[j]!;
     const e = stack[j]!;
     if (!isFree(c) || !c.tasks) continue;
-    if (last) {
-      const out = new Map<string, Footprint>();
-      if (!lastFp.global)
-        for (const [t, g] of [...last.asleep, ...last.done])
-          if (!footprintsConflict(g, lastFp)) out.set(t, g);
-      asleep = out;
-    }
+    if (last) asleep = stillAsleep(last.asleep, last.done, lastFp);
     const done: [string, Footprint][] = [];
     for (let v = 0; v < e.value; v++) {
       const t = c.tasks[v]!;

@@ -61,7 +61,6 @@ export function threadExitFootprint(k: Kernel, t: Task): void {
     leader !== t &&
     !(leader.flags & PF_EXITING) &&
     leader.exitState === 0 &&
-    sig === leader.signal &&
     sig.live >= 2 &&
     sig.coreState === null &&
     sig.groupExecTask === null &&

@@ -90,7 +90,9 @@ function accessesConflict(a: number, b: number): boolean {
 /** Do two steps depend on each other (may their order change what either does)? */
 export function footprintsConflict(a: Footprint, b: Footprint): boolean {
   if (a.global || b.global) return true;
-  const [small, large] = a.objects.size <= b.objects.size ? [a.objects, b.objects] : [b.objects, a.objects];
+  const swap = a.objects.size > b.objects.size;
+  const small = swap ? b.objects : a.objects;
+  const large = swap ? a.objects : b.objects;
   for (const [o, x] of small) {
     const y = large.get(o);
     if (y !== undefined && accessesConflict(x, y)) return true;
